@@ -57,14 +57,14 @@ func (im *Image) Blocks(ctx context.Context, fn func(off int64, data []byte) err
 // blockWalker turns byte ranges that may hold data into reads of whole
 // blocks, merging neighbouring ranges into one run.
 type blockWalker struct {
-	im         *Image
-	size       int64
-	fn         func(off int64, data []byte) error
-	buf, zero  []byte
-	runStart   int64 // block-aligned start of the pending run
-	runEnd     int64 // block-aligned end of the pending run; == runStart if none
-	next       int64 // everything before next has been read or counted as hole
-	stats      Stats
+	im        *Image
+	size      int64
+	fn        func(off int64, data []byte) error
+	buf, zero []byte
+	runStart  int64 // block-aligned start of the pending run
+	runEnd    int64 // block-aligned end of the pending run; == runStart if none
+	next      int64 // everything before next has been read or counted as hole
+	stats     Stats
 }
 
 // addData notes that [start, end) may hold data; ranges arrive in order.
