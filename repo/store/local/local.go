@@ -155,6 +155,14 @@ func (s *Store) Get(ctx context.Context, name string, offset, length int64) (io.
 		}
 		return nil, fmt.Errorf("get %s: %w", name, err)
 	}
+	// A name that is a prefix of other names is a directory here, not an object.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", name, err)
+		}
+		return nil, fmt.Errorf("get %s: %w", name, store.ErrNotFound)
+	}
 	if length < 0 {
 		length = 1<<63 - 1 - offset
 	}
@@ -163,6 +171,9 @@ func (s *Store) Get(ctx context.Context, name string, offset, length int64) (io.
 
 // Stat implements store.Store.
 func (s *Store) Stat(ctx context.Context, name string) (store.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Info{}, err
+	}
 	p, err := s.path(name)
 	if err != nil {
 		return store.Info{}, err
@@ -174,11 +185,17 @@ func (s *Store) Stat(ctx context.Context, name string) (store.Info, error) {
 		}
 		return store.Info{}, fmt.Errorf("stat %s: %w", name, err)
 	}
+	if !fi.Mode().IsRegular() {
+		return store.Info{}, fmt.Errorf("stat %s: %w", name, store.ErrNotFound)
+	}
 	return store.Info{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // List implements store.Store.
 func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	// Walk only the directory the prefix lies in, so listing "snapshots/"
 	// does not touch the (large) data/ tree.
 	base := prefix
@@ -226,9 +243,17 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) err
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p, err := s.path(name)
 	if err != nil {
 		return err
+	}
+	// os.Remove would also remove an empty directory, which is no object.
+	fi, err := os.Lstat(p)
+	if err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("delete %s: %w", name, store.ErrNotFound)
 	}
 	if err := os.Remove(p); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

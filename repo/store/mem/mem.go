@@ -85,6 +85,9 @@ func (s *Store) Stat(ctx context.Context, name string) (store.Info, error) {
 
 // List implements store.Store.
 func (s *Store) List(ctx context.Context, prefix string, fn func(store.Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	var infos []store.Info
 	for name, o := range s.objects {
