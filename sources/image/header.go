@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -201,7 +202,7 @@ func checkBackingChain(path string, h *qcow2Header) error {
 		f, err := os.Open(next)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("backing file %s of %s is missing: %w", next, path, err)
+				return fmt.Errorf("backing file %s of %s is missing: %w", next, path, fs.ErrNotExist)
 			}
 			return fmt.Errorf("open backing file %s of %s: %w", next, path, err)
 		}
