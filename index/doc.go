@@ -1,0 +1,50 @@
+// Package index is the host-local cache of what a repository's index files
+// say, plus a files cache for incremental backups. It is kept in a badger
+// database; the repository stays the truth, so anything in here may be
+// thrown away (Reset, or deleting the directory) and rebuilt from it.
+//
+// # Key layout
+//
+// Every key starts with a one-byte prefix naming its kind:
+//
+//	'c' + chunk ID (32)             -> location (45 bytes, fixed)
+//	       pack ID (32) | type (1) | offset (4) | length (4) | raw length (4)
+//	'i' + index file ID (32)        -> empty; the index file has been loaded
+//	'f' + namespace + 0x00 + path   -> file state (see below)
+//	's' + "reset"                   -> empty; a Reset was started and not finished
+//
+// Integers are big-endian. A file state value is
+//
+//	version (1) = 1 | dev (8) | ino (8) | size (8) | mtime ns (8) | ctime ns (8)
+//	| seen unix (8) | chunk count (4) | chunk IDs (32 each)
+//
+// The namespace is the backup source name and may not contain 0x00, so the
+// separator is unambiguous and a prefix scan over 'f' + namespace + 0x00
+// sees exactly that source's files. Paths are raw bytes: they need not be
+// valid UTF-8 and may hold any byte.
+//
+// # Loading an index file
+//
+// One repository index file can list hundreds of thousands of chunks, more
+// than one badger transaction may hold. AddIndexFile therefore writes the
+// entries through a write batch (many transactions), syncs, and only then
+// sets the 'i' marker in a transaction of its own. A crash part way leaves
+// some entries without a marker: the file counts as not loaded and is simply
+// loaded again, and re-adding an entry is a no-op because the first
+// location recorded for an ID is kept. Reset works the same way round: it
+// sets the 's' marker, drops the 'i' markers, then the 'c' entries, and
+// clears the 's' marker last; Open finishes a Reset that a crash interrupted,
+// so no location outlives the file marks that vouched for it.
+//
+// # Memory
+//
+// An appliance promises a small, flat RSS, so badger is configured for small
+// memtables and caches and for values stored inline in the LSM tree (see
+// badgerOptions). Table files are memory-mapped by badger; pages of them that
+// lookups touch show up as file-backed RSS, which the kernel reclaims under
+// pressure, unlike the anonymous memory the knobs bound.
+//
+// Only one process may open a cache directory at a time. Open returns an
+// error wrapping ErrLocked when another one holds it, so a caller running
+// beside another backup can fall back to a private temporary cache.
+package index

@@ -1,0 +1,145 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dedup-project/dedup/chunk"
+)
+
+// Key prefixes; see doc.go for the layout.
+const (
+	prefixChunk = 'c'
+	prefixIndex = 'i'
+	prefixFile  = 'f'
+	prefixState = 's'
+)
+
+// resetKey marks a Reset in progress.
+const resetKey = string(prefixState) + "reset"
+
+const (
+	locationSize = 32 + 1 + 4 + 4 + 4
+
+	fileStateVersion = 1
+	// fileStateHeader is version, six 8-byte integers and the chunk count.
+	fileStateHeader = 1 + 6*8 + 4
+
+	// maxKeySize stays below badger's key limit of 65000 bytes; real paths
+	// are at most PATH_MAX (4096) anyway.
+	maxKeySize = 60000
+)
+
+func idKey(prefix byte, id chunk.ID) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = prefix
+	copy(k[1:], id[:])
+	return k
+}
+
+func encodeLocation(l Location) []byte {
+	b := make([]byte, locationSize)
+	copy(b, l.Pack[:])
+	b[32] = byte(l.Type)
+	binary.BigEndian.PutUint32(b[33:], l.Offset)
+	binary.BigEndian.PutUint32(b[37:], l.Length)
+	binary.BigEndian.PutUint32(b[41:], l.RawLength)
+	return b
+}
+
+func decodeLocation(b []byte) (Location, error) {
+	var l Location
+	if len(b) != locationSize {
+		return l, fmt.Errorf("location: %d bytes, want %d", len(b), locationSize)
+	}
+	copy(l.Pack[:], b)
+	l.Type = BlobType(b[32])
+	l.Offset = binary.BigEndian.Uint32(b[33:])
+	l.Length = binary.BigEndian.Uint32(b[37:])
+	l.RawLength = binary.BigEndian.Uint32(b[41:])
+	return l, nil
+}
+
+// filePrefix is the key prefix of all files cache entries of namespace ns.
+func filePrefix(ns string) ([]byte, error) {
+	if ns == "" {
+		return nil, errors.New("empty namespace")
+	}
+	for i := 0; i < len(ns); i++ {
+		if ns[i] == 0 {
+			return nil, fmt.Errorf("namespace %q contains a NUL byte", ns)
+		}
+	}
+	k := make([]byte, 0, 2+len(ns))
+	k = append(k, prefixFile)
+	k = append(k, ns...)
+	return append(k, 0), nil
+}
+
+func fileKey(prefix, path []byte) ([]byte, error) {
+	if len(path) == 0 {
+		return nil, errors.New("empty path")
+	}
+	if len(prefix)+len(path) > maxKeySize {
+		return nil, fmt.Errorf("namespace and path too long (%d bytes)", len(prefix)+len(path))
+	}
+	k := make([]byte, 0, len(prefix)+len(path))
+	k = append(k, prefix...)
+	return append(k, path...), nil
+}
+
+func encodeFileState(s FileState) []byte {
+	b := make([]byte, fileStateHeader+len(s.Chunks)*32)
+	b[0] = fileStateVersion
+	be := binary.BigEndian
+	be.PutUint64(b[1:], s.Dev)
+	be.PutUint64(b[9:], s.Ino)
+	be.PutUint64(b[17:], uint64(s.Size))
+	be.PutUint64(b[25:], uint64(s.MtimeNs))
+	be.PutUint64(b[33:], uint64(s.CtimeNs))
+	be.PutUint64(b[41:], uint64(s.SeenUnix))
+	be.PutUint32(b[49:], uint32(len(s.Chunks)))
+	p := b[fileStateHeader:]
+	for _, id := range s.Chunks {
+		p = p[copy(p, id[:]):]
+	}
+	return b
+}
+
+// fileSeen reads only the SeenUnix field, for expiry scans.
+func fileSeen(b []byte) (int64, error) {
+	if len(b) < fileStateHeader || b[0] != fileStateVersion {
+		return 0, errors.New("file state: bad header")
+	}
+	return int64(binary.BigEndian.Uint64(b[41:])), nil
+}
+
+func decodeFileState(b []byte) (FileState, error) {
+	var s FileState
+	if len(b) < fileStateHeader {
+		return s, fmt.Errorf("file state: %d bytes, want at least %d", len(b), fileStateHeader)
+	}
+	if b[0] != fileStateVersion {
+		return s, fmt.Errorf("file state: unknown version %d", b[0])
+	}
+	be := binary.BigEndian
+	n := be.Uint32(b[49:])
+	if uint64(len(b)-fileStateHeader) != uint64(n)*32 {
+		return s, fmt.Errorf("file state: %d bytes for %d chunks", len(b), n)
+	}
+	s.Dev = be.Uint64(b[1:])
+	s.Ino = be.Uint64(b[9:])
+	s.Size = int64(be.Uint64(b[17:]))
+	s.MtimeNs = int64(be.Uint64(b[25:]))
+	s.CtimeNs = int64(be.Uint64(b[33:]))
+	s.SeenUnix = int64(be.Uint64(b[41:]))
+	if n > 0 {
+		s.Chunks = make([]chunk.ID, n)
+		p := b[fileStateHeader:]
+		for i := range s.Chunks {
+			p = p[copy(s.Chunks[i][:], p):]
+		}
+	}
+	return s, nil
+}
