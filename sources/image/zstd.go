@@ -17,27 +17,48 @@ var zstdRegistration sync.Once
 
 func registerDecompressors() {
 	zstdRegistration.Do(func() {
-		qcow2.SetDecompressor(qcow2.CompressionTypeZstd, newZstdReader)
+		qcow2.SetDecompressor(qcow2.CompressionTypeZstd, newZstdDecompressor())
 	})
 }
 
-// newZstdReader decodes one compressed cluster. A cluster is at most 2 MiB,
-// so a synchronous, low-memory decoder is enough and starts no goroutines.
-func newZstdReader(r io.Reader) (io.ReadCloser, error) {
-	d, err := zstd.NewReader(r,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(8<<20))
-	if err != nil {
-		return nil, err
+// newZstdDecompressor returns a qcow2 decompressor for zstd clusters. The
+// library asks for a new reader per cluster; building a zstd decoder each
+// time allocated hundreds of KiB per 64 KiB cluster, so decoders are pooled
+// and Reset instead. A cluster is at most 2 MiB, so a synchronous decoder
+// (no goroutines, safe to drop from the pool) is enough.
+func newZstdDecompressor() qcow2.Decompressor {
+	pool := sync.Pool{}
+	return func(r io.Reader) (io.ReadCloser, error) {
+		d, _ := pool.Get().(*zstd.Decoder)
+		if d == nil {
+			var err error
+			d, err = zstd.NewReader(nil,
+				zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxWindow(8<<20))
+			if err != nil {
+				return nil, err
+			}
+		}
+		if err := d.Reset(r); err != nil {
+			return nil, err
+		}
+		return &pooledDecoder{Decoder: d, pool: &pool}, nil
 	}
-	return zstdReadCloser{d}, nil
 }
 
-// zstdReadCloser adapts Decoder.Close, which returns nothing.
-type zstdReadCloser struct{ *zstd.Decoder }
+// pooledDecoder returns its decoder to the pool on Close.
+type pooledDecoder struct {
+	*zstd.Decoder
+	pool *sync.Pool
+}
 
-func (z zstdReadCloser) Close() error {
-	z.Decoder.Close()
+func (p *pooledDecoder) Close() error {
+	if p.Decoder != nil {
+		// Drop the reference to the cluster's reader before pooling.
+		_ = p.Decoder.Reset(nil)
+		p.pool.Put(p.Decoder)
+		p.Decoder = nil
+	}
 	return nil
 }
