@@ -1,0 +1,165 @@
+package dirtarget
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dedup-project/dedup/internal/fsmeta"
+)
+
+// tempName returns a fresh name for an entry under construction. It starts
+// with a dot and ends in .tmp so leftovers of a killed restore are easy to
+// recognise (an incremental restore with delete removes them as extras).
+func tempName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return ".dedup-" + hex.EncodeToString(b[:]) + ".tmp"
+}
+
+// maxTempTries bounds retries on a temporary-name collision, which with 64
+// random bits only happens if something else creates such names on purpose.
+const maxTempTries = 8
+
+// File is a regular file being restored. WriteAt may be called from many
+// goroutines at once; Commit or Abort ends it.
+type File struct {
+	t     *Target
+	dirfd int
+	tmp   string
+	final string
+	disp  string
+	size  int64
+	f     *os.File
+
+	mu   sync.Mutex
+	done bool
+}
+
+// CreateFile starts restoring the regular file at comps with the given final
+// size. The data goes to a temporary file in the same directory; the final
+// name is untouched until Commit.
+func (t *Target) CreateFile(ctx context.Context, comps [][]byte, size int64) (*File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(comps) == 0 {
+		return nil, fmt.Errorf("create file: %w: empty path", ErrBadName)
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("create file %q: negative size %d", t.display(comps), size)
+	}
+	dirfd, name, err := t.parent(comps)
+	if err != nil {
+		return nil, err
+	}
+	disp := t.display(comps)
+	for range maxTempTries {
+		tmp := tempName()
+		fd, err := unix.Openat(dirfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			unix.Close(dirfd)
+			return nil, fail("create", disp, err)
+		}
+		return &File{t: t, dirfd: dirfd, tmp: tmp, final: name, disp: disp, size: size,
+			f: os.NewFile(uintptr(fd), disp)}, nil
+	}
+	unix.Close(dirfd)
+	return nil, fmt.Errorf("create %q: no free temporary name", disp)
+}
+
+// WriteAt writes p at off. A block of zeros is not written, so it stays a
+// hole in the file (Commit sets the final length).
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("write %q: negative offset %d", f.disp, off)
+	}
+	if isZero(p) {
+		return len(p), nil
+	}
+	n, err := f.f.WriteAt(p, off)
+	if err != nil {
+		return n, fail("write", f.disp, err)
+	}
+	return n, nil
+}
+
+// isZero reports whether p holds only zero bytes, eight bytes per load.
+func isZero(p []byte) bool {
+	for len(p) >= 32 {
+		if binary.NativeEndian.Uint64(p)|binary.NativeEndian.Uint64(p[8:])|
+			binary.NativeEndian.Uint64(p[16:])|binary.NativeEndian.Uint64(p[24:]) != 0 {
+			return false
+		}
+		p = p[32:]
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Commit sets the file's length and metadata and renames it over the final
+// name, replacing whatever non-directory (or empty directory) is there. It
+// does not fsync; call SyncFS once the restore is done. A *MetaWarning means
+// the file is in place but some metadata was refused.
+func (f *File) Commit(ctx context.Context, m fsmeta.Meta) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return fmt.Errorf("commit %q: file already committed or aborted", f.disp)
+	}
+	f.done = true
+	defer unix.Close(f.dirfd)
+	if err := ctx.Err(); err != nil {
+		f.f.Close()
+		unix.Unlinkat(f.dirfd, f.tmp, 0)
+		return err
+	}
+	if m.Type != fsmeta.File {
+		f.f.Close()
+		unix.Unlinkat(f.dirfd, f.tmp, 0)
+		return fmt.Errorf("commit %q: %w: metadata is for a %s", f.disp, ErrTypeMismatch, m.Type)
+	}
+	err := f.f.Truncate(f.size)
+	if err != nil {
+		err = fail("truncate", f.disp, err)
+	}
+	// close(2) can report delayed write errors on some filesystems.
+	if cerr := f.f.Close(); cerr != nil && err == nil {
+		err = fail("close", f.disp, cerr)
+	}
+	if err != nil {
+		unix.Unlinkat(f.dirfd, f.tmp, 0)
+		return err
+	}
+	return f.t.place(f.dirfd, f.tmp, f.final, f.disp, &m)
+}
+
+// Abort discards the file. It is safe to call after Commit (it does nothing).
+func (f *File) Abort() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return nil
+	}
+	f.done = true
+	defer unix.Close(f.dirfd)
+	cerr := f.f.Close()
+	if err := unix.Unlinkat(f.dirfd, f.tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fail("remove temporary file for", f.disp, err)
+	}
+	return cerr
+}

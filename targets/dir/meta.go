@@ -1,0 +1,199 @@
+package dirtarget
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dedup-project/dedup/internal/fsmeta"
+)
+
+// MetaWarning reports metadata the target could not apply to an entry that
+// was otherwise restored: attributes the filesystem or security module
+// refused, or ownership a non-root user may not set. Callers classify it with
+// errors.As and usually log it and carry on.
+type MetaWarning struct {
+	Path string
+	Errs []error
+}
+
+func (w *MetaWarning) Error() string {
+	msgs := make([]string, len(w.Errs))
+	for i, e := range w.Errs {
+		msgs[i] = e.Error()
+	}
+	return fmt.Sprintf("metadata of %q partly applied: %s", w.Path, strings.Join(msgs, "; "))
+}
+
+// Unwrap exposes the individual problems to errors.Is and errors.As.
+func (w *MetaWarning) Unwrap() []error { return w.Errs }
+
+// IsMetaWarning reports whether err is, or wraps, a *MetaWarning.
+func IsMetaWarning(err error) bool {
+	var w *MetaWarning
+	return errors.As(err, &w)
+}
+
+// refused reports errors that mean "this kernel, filesystem or user does not
+// allow that", as opposed to I/O failures.
+func refused(err error) bool {
+	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) ||
+		errors.Is(err, unix.EACCES) || errors.Is(err, unix.EINVAL) ||
+		// ext4 without ea_inode fits all attributes of an inode in one
+		// block and says ENOSPC when they do not; E2BIG is the same for
+		// a single oversized value.
+		errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.E2BIG)
+}
+
+// owner picks the IDs to chown to.
+func (t *Target) owner(m fsmeta.Meta) (uid, gid int) {
+	uid, gid = int(m.UID), int(m.GID)
+	if t.opts.NumericIDs {
+		return uid, gid
+	}
+	if id, ok := t.names.UID(m.User); ok {
+		uid = int(id)
+	}
+	if id, ok := t.names.GID(m.Group); ok {
+		gid = int(id)
+	}
+	return uid, gid
+}
+
+// applyMeta sets owner, xattrs, mode and times of name in dirfd, in that
+// order. It returns a hard error, a *MetaWarning, or nil.
+func (t *Target) applyMeta(dirfd int, name, disp string, m fsmeta.Meta) error {
+	var warns []error
+	if !t.opts.SkipOwner {
+		uid, gid := t.owner(m)
+		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if !errors.Is(err, unix.EPERM) {
+				return fail("chown", disp, err)
+			}
+			warns = append(warns, fmt.Errorf("chown %d:%d: %w", uid, gid, err))
+		}
+	}
+	w, err := syncXattrs(procPath(dirfd, name), m.Xattrs)
+	if err != nil {
+		return fail("set xattrs", disp, err)
+	}
+	warns = append(warns, w...)
+	if m.Type != fsmeta.Symlink {
+		if err := chmodAt(dirfd, name, m.Mode&fsmeta.PermMask); err != nil {
+			return fail("chmod", disp, err)
+		}
+	}
+	times := []unix.Timespec{unix.NsecToTimespec(m.AtimeNs), unix.NsecToTimespec(m.MtimeNs)}
+	if m.AtimeNs == 0 {
+		times[0] = unix.Timespec{Nsec: unix.UTIME_OMIT}
+	}
+	if err := unix.UtimesNanoAt(dirfd, name, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fail("set times", disp, err)
+	}
+	if len(warns) > 0 {
+		return &MetaWarning{Path: disp, Errs: warns}
+	}
+	return nil
+}
+
+// chmodAt changes the mode of a non-symlink without following a symlink that
+// may have been swapped in. fchmodat2 (Linux 6.6) does this directly; older
+// kernels get the same effect through an O_PATH descriptor checked with fstat.
+func chmodAt(dirfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%w: found a symlink", ErrTypeMismatch)
+	}
+	return unix.Fchmodat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), mode, 0)
+}
+
+// syncXattrs makes the attributes of path (not followed) exactly want:
+// stale ones are removed (a new entry inherits a default ACL from its
+// parent), missing or different ones are set. Refusals become warnings.
+func syncXattrs(path string, want []fsmeta.Xattr) ([]error, error) {
+	have, err := fsmeta.ListXattrs(path)
+	if err != nil {
+		if refused(err) {
+			return []error{err}, nil
+		}
+		return nil, err
+	}
+	var warns []error
+	wanted := make(map[string][]byte, len(want))
+	for _, x := range want {
+		wanted[x.Name] = x.Value
+	}
+	current := make(map[string][]byte, len(have))
+	for _, x := range have {
+		current[x.Name] = x.Value
+		if _, ok := wanted[x.Name]; ok {
+			continue
+		}
+		// Security labels are assigned by the host's policy on creation;
+		// an entry stored without one keeps the label it was given here.
+		if strings.HasPrefix(x.Name, "security.") {
+			continue
+		}
+		if err := unix.Lremovexattr(path, x.Name); err != nil && !errors.Is(err, unix.ENODATA) {
+			if !refused(err) {
+				return nil, fmt.Errorf("remove %s: %w", x.Name, err)
+			}
+			warns = append(warns, fmt.Errorf("remove xattr %s: %w", x.Name, err))
+		}
+	}
+	for _, x := range want {
+		if v, ok := current[x.Name]; ok && bytes.Equal(v, x.Value) {
+			continue
+		}
+		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
+			if !refused(err) {
+				return nil, fmt.Errorf("set %s: %w", x.Name, err)
+			}
+			warns = append(warns, fmt.Errorf("set xattr %s: %w", x.Name, err))
+		}
+	}
+	return warns, nil
+}
+
+// SetMeta applies m to the existing entry at comps (the root if empty). The
+// entry must have m's type. Directories get theirs after their contents,
+// because creating entries inside changes a directory's mtime.
+func (t *Target) SetMeta(ctx context.Context, comps [][]byte, m fsmeta.Meta) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dirfd, name, err := t.parent(comps)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dirfd)
+	disp := t.display(comps)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fail("lstat", disp, err)
+	}
+	typ, err := fsmeta.TypeFromMode(st.Mode)
+	if err != nil {
+		return fail("lstat", disp, err)
+	}
+	if typ != m.Type {
+		return fmt.Errorf("set metadata of %q: %w: is %s, snapshot has %s", disp, ErrTypeMismatch, typ, m.Type)
+	}
+	return t.applyMeta(dirfd, name, disp, m)
+}
