@@ -1,0 +1,273 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/index"
+	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/repo"
+	dirsource "github.com/dedup-project/dedup/sources/dir"
+)
+
+// Source is what the pipeline needs of a directory tree.
+type Source interface {
+	Stat(ctx context.Context, path string) (fsmeta.Meta, error)
+	ReadDir(ctx context.Context, path string) ([]dirsource.Entry, []error, error)
+	Open(ctx context.Context, path string) (*os.File, error)
+}
+
+// FilesCache remembers files seen by earlier backups of a source.
+type FilesCache interface {
+	GetFile(ctx context.Context, ns string, path []byte) (index.FileState, bool, error)
+	PutFiles(ctx context.Context, ns string, batch map[string]index.FileState) error
+}
+
+// Options describe one backup run.
+type Options struct {
+	Source string   // source name: snapshots of one source form its history
+	Paths  []string // absolute paths to back up
+	Tags   []string
+	Host   string
+	Level  string         // repo.LevelFull, LevelIncremental or LevelDifferential
+	Parent *repo.Snapshot // compared with; nil for a full backup
+	Base   *repo.Snapshot // the full this one descends from
+
+	FileWorkers int // files read at once
+	BlobWorkers int // compress+seal workers
+	Uploaders   int // packs uploaded at once
+
+	Progress *Progress
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Result is a finished backup.
+type Result struct {
+	Snapshot *repo.Snapshot
+	Errors   []error // entries that could not be read; they are not in the snapshot
+	Warnings []error // entries that changed while being read
+}
+
+// Run backs up opts.Paths from src into r and writes a snapshot.
+func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, opts Options) (*Result, error) {
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("nothing to back up: give at least one path")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.FileWorkers <= 0 {
+		opts.FileWorkers = 2
+	}
+	if opts.BlobWorkers <= 0 {
+		opts.BlobWorkers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if opts.Level == "" {
+		opts.Level = repo.LevelIncremental
+	}
+	paths, err := cleanPaths(opts.Paths)
+	if err != nil {
+		return nil, err
+	}
+	// A missing source path is the operator's mistake: say so before
+	// anything is written.
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("source path %s does not exist", p)
+			}
+			return nil, fmt.Errorf("source path %s: %w", p, err)
+		}
+	}
+	start := opts.Now()
+	b := &run{
+		r: r, src: src, cache: cache, opts: opts, progress: opts.Progress,
+		pool:  chunk.NewPool(2*opts.FileWorkers+2*opts.BlobWorkers+2, 4<<20),
+		files: make(chan fileJob, 64),
+		blobs: make(chan blobJob, opts.BlobWorkers),
+		root:  make(chan chunk.ID, 1),
+		batch: map[string]index.FileState{},
+	}
+	b.scratch.New = func() any { return new(repo.Scratch) }
+	go scan(ctx, paths, opts.Progress)
+
+	w := r.NewWriter(ctx, repo.WriterOptions{Uploaders: opts.Uploaders})
+	treeID, err := b.pipeline(ctx, w, paths)
+	if err != nil {
+		w.Abort(ctx)
+		return nil, err
+	}
+	if err := w.Finish(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.flushCache(context.WithoutCancel(ctx), true); err != nil {
+		opts.Logger.Warn("files cache update failed", "err", err)
+	}
+	ws := w.Stats()
+	sn := &repo.Snapshot{
+		TimeNs: start.UnixNano(), Host: opts.Host, Source: opts.Source, Kind: "dir",
+		Paths: paths, Tags: opts.Tags, Level: opts.Level, Tree: treeID,
+	}
+	if u := os.Getenv("USER"); u != "" {
+		sn.Username = u
+	}
+	if opts.Parent != nil {
+		id := opts.Parent.ID
+		sn.Parent = &id
+	}
+	if opts.Base != nil {
+		id := opts.Base.ID
+		sn.Base = &id
+	}
+	sn.Summary = repo.Summary{
+		FilesNew: b.filesNew.Load(), FilesChanged: b.filesChanged.Load(), FilesUnchanged: b.filesUnchanged.Load(),
+		Dirs: b.dirs.Load(), Errors: int64(len(b.errs)),
+		BytesRead: opts.Progress.BytesRead.Load(), BytesLogical: opts.Progress.BytesDone.Load(),
+		BytesNew: ws.BytesNew, BytesStored: ws.BytesStored, BlobsNew: ws.BlobsNew,
+		DurationS: opts.Now().Sub(start).Seconds(),
+	}
+	if _, err := r.SaveSnapshot(ctx, sn); err != nil {
+		return nil, err
+	}
+	return &Result{Snapshot: sn, Errors: b.errs, Warnings: b.warns}, nil
+}
+
+// cleanPaths makes paths absolute and drops any nested inside another.
+func cleanPaths(in []string) ([]string, error) {
+	var out []string
+	for _, p := range in {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, abs)
+	}
+	sort.Strings(out)
+	var kept []string
+	for _, p := range out {
+		if n := len(kept); n > 0 {
+			last := kept[n-1]
+			if p == last || last == "/" || strings.HasPrefix(p, last+"/") {
+				continue
+			}
+		}
+		kept = append(kept, p)
+	}
+	return kept, nil
+}
+
+type fileJob struct {
+	dir  *dirState
+	slot int
+	path string
+}
+
+type blobJob struct {
+	id  chunk.ID
+	buf *chunk.Buf
+}
+
+type run struct {
+	r        *repo.Repository
+	src      Source
+	cache    FilesCache
+	opts     Options
+	progress *Progress
+	pool     *chunk.Pool
+	w        *repo.Writer
+	files    chan fileJob
+	blobs    chan blobJob
+	root     chan chunk.ID
+	scratch  sync.Pool
+
+	filesNew, filesChanged, filesUnchanged, dirs atomic.Int64
+
+	mu    sync.Mutex
+	errs  []error
+	warns []error
+	batch map[string]index.FileState
+}
+
+func (b *run) addErr(err error) {
+	b.mu.Lock()
+	b.errs = append(b.errs, err)
+	b.mu.Unlock()
+}
+
+func (b *run) addWarn(err error) {
+	b.mu.Lock()
+	b.warns = append(b.warns, err)
+	b.mu.Unlock()
+}
+
+func (b *run) pipeline(ctx context.Context, w *repo.Writer, paths []string) (chunk.ID, error) {
+	b.w = w
+	g, gctx := errgroup.WithContext(ctx)
+	var fileWG sync.WaitGroup
+	for i := 0; i < b.opts.BlobWorkers; i++ {
+		g.Go(func() error { return b.blobWorker(gctx) })
+	}
+	for i := 0; i < b.opts.FileWorkers; i++ {
+		fileWG.Add(1)
+		g.Go(func() error {
+			defer fileWG.Done()
+			return b.fileWorker(gctx)
+		})
+	}
+	g.Go(func() error {
+		defer close(b.files)
+		return b.walkRoots(gctx, paths)
+	})
+	go func() {
+		fileWG.Wait()
+		close(b.blobs)
+	}()
+	if err := g.Wait(); err != nil {
+		return chunk.ID{}, err
+	}
+	select {
+	case id := <-b.root:
+		return id, nil
+	default:
+		return chunk.ID{}, errors.New("backup finished without a root tree")
+	}
+}
+
+func (b *run) blobWorker(ctx context.Context) error {
+	sc := new(repo.Scratch)
+	for job := range b.blobs {
+		_, err := b.w.SaveBlob(ctx, repo.BlobData, job.id, job.buf.Data, sc)
+		b.pool.Put(job.buf)
+		if err != nil {
+			// Drain so file workers blocked on send see cancellation.
+			go func() {
+				for j := range b.blobs {
+					b.pool.Put(j.buf)
+				}
+			}()
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/index"
+	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/repo"
+)
+
+// cacheFlushSize bounds the files-cache entries held in memory before they
+// are written to badger in one batch.
+const cacheFlushSize = 4096
+
+func (b *run) fileWorker(ctx context.Context) error {
+	cfg := b.r.Config()
+	split := chunk.NewCDC(b.r.Polynomial(), cfg.ChunkMin, cfg.ChunkMax, cfg.ChunkAvgBit)
+	for job := range b.files {
+		if err := b.saveFile(ctx, split, job); err != nil {
+			return err
+		}
+		if err := b.done(ctx, job.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameFile(m fsmeta.Meta, c index.FileState) bool {
+	return m.Dev == c.Dev && m.Ino == c.Ino && m.Size == c.Size && m.MtimeNs == c.MtimeNs && m.CtimeNs == c.CtimeNs
+}
+
+// saveFile fills in the node's chunk list. Problems with the file itself
+// are recorded and drop the entry; only pipeline failures are returned.
+func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) error {
+	node := &job.dir.nodes[job.slot]
+	m := node.Meta
+	key := []byte(job.path)
+	cached, inCache, err := b.cache.GetFile(ctx, b.opts.Source, key)
+	if err != nil {
+		return err
+	}
+	if inCache && b.opts.Level != repo.LevelFull && sameFile(m, cached) {
+		known, err := b.allKnown(ctx, cached.Chunks)
+		if err != nil {
+			return err
+		}
+		if known {
+			node.Content = cached.Chunks
+			b.filesUnchanged.Add(1)
+			b.progress.FilesDone.Add(1)
+			b.progress.BytesDone.Add(m.Size)
+			return nil
+		}
+	}
+
+	f, err := b.src.Open(ctx, job.path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.addErr(fmt.Errorf("%s: %w", job.path, err))
+		job.dir.drop[job.slot] = true
+		return nil
+	}
+	defer f.Close()
+	var ids []chunk.ID
+	var fatal error
+	n, err := chunk.Split(ctx, f, split, b.pool, func(buf *chunk.Buf) error {
+		id := b.r.BlobID(buf.Data)
+		ids = append(ids, id)
+		b.progress.BytesRead.Add(int64(len(buf.Data)))
+		b.progress.BytesDone.Add(int64(len(buf.Data)))
+		known, err := b.w.Has(ctx, id)
+		if err != nil || known {
+			b.pool.Put(buf)
+			fatal = err
+			return err
+		}
+		select {
+		case b.blobs <- blobJob{id: id, buf: buf}:
+			return nil
+		case <-ctx.Done():
+			b.pool.Put(buf)
+			fatal = ctx.Err()
+			return fatal
+		}
+	})
+	if fatal != nil {
+		return fatal
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.addErr(fmt.Errorf("%s: read: %w", job.path, err))
+		job.dir.drop[job.slot] = true
+		return nil
+	}
+	b.progress.FilesDone.Add(1)
+	node.Content = ids
+	changed := false
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err == nil {
+		after, _ := fsmeta.FromStat(&st)
+		changed = after.Size != m.Size || after.MtimeNs != m.MtimeNs || after.CtimeNs != m.CtimeNs
+	}
+	if n != m.Size || changed {
+		b.addWarn(fmt.Errorf("%s: changed while being read (size %d, read %d); the snapshot holds what was read", job.path, m.Size, n))
+		node.Meta.Size = n
+	}
+	switch {
+	case !inCache:
+		b.filesNew.Add(1)
+	case sameFile(m, cached) && slices.Equal(ids, cached.Chunks):
+		b.filesUnchanged.Add(1)
+	default:
+		b.filesChanged.Add(1)
+	}
+	if n == m.Size && !changed {
+		return b.addCache(ctx, job.path, index.FileState{
+			Dev: m.Dev, Ino: m.Ino, Size: m.Size, MtimeNs: m.MtimeNs, CtimeNs: m.CtimeNs,
+			Chunks: ids, SeenUnix: b.opts.Now().Unix(),
+		})
+	}
+	return nil
+}
+
+func (b *run) allKnown(ctx context.Context, ids []chunk.ID) (bool, error) {
+	for _, id := range ids {
+		ok, err := b.w.Has(ctx, id)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (b *run) addCache(ctx context.Context, path string, st index.FileState) error {
+	b.mu.Lock()
+	b.batch[path] = st
+	full := len(b.batch) >= cacheFlushSize
+	b.mu.Unlock()
+	if full {
+		return b.flushCache(ctx, false)
+	}
+	return nil
+}
+
+func (b *run) flushCache(ctx context.Context, final bool) error {
+	b.mu.Lock()
+	batch := b.batch
+	b.batch = map[string]index.FileState{}
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	return b.cache.PutFiles(ctx, b.opts.Source, batch)
+}

@@ -1,0 +1,173 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/repo"
+)
+
+// dirState is a directory whose tree is being assembled. remaining counts
+// children not yet done plus one for the walker still listing it.
+type dirState struct {
+	parent    *dirState
+	slot      int
+	nodes     []repo.Node
+	drop      []bool
+	remaining atomic.Int64
+}
+
+func newDirState(parent *dirState, slot, n int) *dirState {
+	ds := &dirState{parent: parent, slot: slot, nodes: make([]repo.Node, n), drop: make([]bool, n)}
+	ds.remaining.Store(int64(n) + 1)
+	return ds
+}
+
+// done marks one child (or the listing itself) finished; the last one saves
+// the directory's tree and reports to the parent.
+func (b *run) done(ctx context.Context, ds *dirState) error {
+	if ds.remaining.Add(-1) != 0 {
+		return nil
+	}
+	tree := &repo.Tree{Nodes: make([]repo.Node, 0, len(ds.nodes))}
+	for i := range ds.nodes {
+		if !ds.drop[i] {
+			tree.Nodes = append(tree.Nodes, ds.nodes[i])
+		}
+	}
+	sc := b.scratch.Get().(*repo.Scratch)
+	id, err := b.w.SaveTree(ctx, tree, sc)
+	b.scratch.Put(sc)
+	if err != nil {
+		return err
+	}
+	if ds.parent == nil {
+		b.root <- id
+		return nil
+	}
+	ds.parent.nodes[ds.slot].Subtree = &id
+	return b.done(ctx, ds.parent)
+}
+
+// selection is the set of backed-up paths as a tree of components, so the
+// snapshot holds each path at its absolute location with its real parents.
+type selection struct {
+	children map[string]*selection
+	whole    bool
+}
+
+func buildSelection(paths []string) *selection {
+	root := &selection{children: map[string]*selection{}}
+	for _, p := range paths {
+		if p == "/" {
+			root.whole = true
+			continue
+		}
+		cur := root
+		for _, c := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+			next := cur.children[c]
+			if next == nil {
+				next = &selection{children: map[string]*selection{}}
+				cur.children[c] = next
+			}
+			cur = next
+		}
+		cur.whole = true
+	}
+	return root
+}
+
+func (b *run) walkRoots(ctx context.Context, paths []string) error {
+	sel := buildSelection(paths)
+	if sel.whole {
+		return b.walkDir(ctx, nil, 0, "/")
+	}
+	return b.walkPartial(ctx, nil, 0, "/", sel)
+}
+
+// walkPartial adds a directory that is only a parent of selected paths: its
+// own metadata is kept, but only the selected children are.
+func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path string, sel *selection) error {
+	names := make([]string, 0, len(sel.children))
+	for n := range sel.children {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	ds := newDirState(parent, slot, len(names))
+	for i, name := range names {
+		child := filepath.Join(path, name)
+		meta, err := b.src.Stat(ctx, child)
+		if err != nil {
+			return fmt.Errorf("source path %s: %w", child, err)
+		}
+		ds.nodes[i] = repo.Node{Name: []byte(name), Meta: meta}
+		sub := sel.children[name]
+		switch {
+		case sub.whole:
+			err = b.walkEntry(ctx, ds, i, child)
+		case meta.Type == fsmeta.Dir:
+			err = b.walkPartial(ctx, ds, i, child, sub)
+		default:
+			err = fmt.Errorf("source path %s: not a directory", child)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.done(ctx, ds)
+}
+
+// walkEntry handles one entry whose node (name and metadata) is filled in.
+func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string) error {
+	switch ds.nodes[slot].Meta.Type {
+	case fsmeta.Dir:
+		return b.walkDir(ctx, ds, slot, path)
+	case fsmeta.File:
+		select {
+		case b.files <- fileJob{dir: ds, slot: slot, path: path}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	default:
+		b.progress.FilesDone.Add(1)
+		return b.done(ctx, ds)
+	}
+}
+
+func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path string) error {
+	b.dirs.Add(1)
+	entries, warns, err := b.src.ReadDir(ctx, path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The directory is kept, empty, so its place and metadata survive;
+		// its contents are reported as unreadable.
+		b.addErr(fmt.Errorf("%s: %w", path, err))
+		entries = nil
+	}
+	for _, w := range warns {
+		b.addWarn(w)
+	}
+	ds := newDirState(parent, slot, len(entries))
+	for i, e := range entries {
+		ds.nodes[i] = repo.Node{Name: e.Name, Meta: e.Meta}
+		if err := b.walkEntry(ctx, ds, i, joinPath(path, e.Name)); err != nil {
+			return err
+		}
+	}
+	return b.done(ctx, ds)
+}
+
+func joinPath(dir string, name []byte) string {
+	if dir == "/" {
+		return "/" + string(name)
+	}
+	return dir + "/" + string(name)
+}

@@ -1,0 +1,149 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/index"
+	"github.com/dedup-project/dedup/repo/store"
+)
+
+// Payload flags: the first plaintext byte of every sealed blob says how the
+// rest is encoded.
+const (
+	flagRaw  = 0
+	flagZstd = 1
+)
+
+// ErrDamaged means a blob could not be read back intact. It is never
+// returned together with data.
+var ErrDamaged = errors.New("damaged blob")
+
+// ErrMissing means a blob is in no index file.
+var ErrMissing = errors.New("blob not in the index")
+
+// BlobError names the blob and pack behind a read failure.
+type BlobError struct {
+	ID   chunk.ID
+	Pack chunk.ID
+	Err  error
+}
+
+func (e *BlobError) Error() string {
+	if e.Pack.IsZero() {
+		return fmt.Sprintf("blob %s: %v", e.ID.Short(), e.Err)
+	}
+	return fmt.Sprintf("blob %s in pack %s: %v", e.ID.Short(), e.Pack.Short(), e.Err)
+}
+
+func (e *BlobError) Unwrap() error { return e.Err }
+
+// blobAD binds a sealed blob to its type and ID, so a blob cannot be
+// swapped for another without detection.
+func blobAD(t uint8, id chunk.ID) []byte {
+	ad := make([]byte, 0, 14+33)
+	ad = append(ad, "dedup.blob.v1"...)
+	ad = append(ad, t)
+	return append(ad, id[:]...)
+}
+
+// Scratch holds a worker's reusable buffers for sealing blobs.
+type Scratch struct {
+	payload []byte
+	sealed  []byte
+}
+
+// sealBlob compresses (when that helps) and seals plain. The result aliases
+// sc and is valid until sc is used again.
+func (r *Repository) sealBlob(sc *Scratch, t uint8, id chunk.ID, plain []byte) []byte {
+	p := sc.payload[:0]
+	if r.cfg.Compression != "none" {
+		p = append(p, flagZstd)
+		p = r.enc.EncodeAll(plain, p)
+	}
+	if len(p) == 0 || len(p) >= len(plain)+1 {
+		// Incompressible: store as is rather than pay zstd's framing.
+		p = append(p[:0], flagRaw)
+		p = append(p, plain...)
+	}
+	sc.payload = p
+	sc.sealed = r.key.Seal(sc.sealed[:0], p, blobAD(t, id))
+	return sc.sealed
+}
+
+// openBlob authenticates, decompresses and re-hashes a sealed blob.
+func (r *Repository) openBlob(dst []byte, t uint8, id chunk.ID, sealed []byte) ([]byte, error) {
+	p, err := r.key.Open(nil, sealed, blobAD(t, id))
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, errors.New("empty payload")
+	}
+	var plain []byte
+	switch p[0] {
+	case flagRaw:
+		plain = append(dst[:0], p[1:]...)
+	case flagZstd:
+		plain, err = r.dec.DecodeAll(p[1:], dst[:0])
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown payload encoding %d", p[0])
+	}
+	if r.key.BlobID(plain) != id {
+		return nil, errors.New("content does not match its ID")
+	}
+	return plain, nil
+}
+
+// LoadBlob reads one blob, verifying its ID after decryption. dst is reused
+// when large enough. Damage gives a *BlobError wrapping ErrDamaged.
+func (r *Repository) LoadBlob(ctx context.Context, t uint8, id chunk.ID, dst []byte) ([]byte, error) {
+	loc, ok, err := r.idx.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &BlobError{ID: id, Err: ErrMissing}
+	}
+	return r.LoadBlobAt(ctx, id, loc, dst)
+}
+
+// LoadBlobAt reads a blob from a known location.
+func (r *Repository) LoadBlobAt(ctx context.Context, id chunk.ID, loc index.Location, dst []byte) ([]byte, error) {
+	sealed, err := store.ReadRange(ctx, r.store, packName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		if store.IsNotFound(err) {
+			return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: pack file missing", ErrDamaged)}
+		}
+		return nil, fmt.Errorf("read pack %s: %w", loc.Pack.Short(), err)
+	}
+	if len(sealed) != int(loc.Length) {
+		return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: pack truncated", ErrDamaged)}
+	}
+	return r.OpenSealed(id, loc, sealed, dst)
+}
+
+// OpenSealed opens a sealed blob already read from its pack.
+func (r *Repository) OpenSealed(id chunk.ID, loc index.Location, sealed, dst []byte) ([]byte, error) {
+	plain, err := r.openBlob(dst, uint8(loc.Type), id, sealed)
+	if err != nil {
+		return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: %v", ErrDamaged, err)}
+	}
+	if len(plain) != int(loc.RawLength) {
+		return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: length %d, index says %d", ErrDamaged, len(plain), loc.RawLength)}
+	}
+	return plain, nil
+}
+
+func packName(id chunk.ID) string {
+	s := id.String()
+	return "data/" + s[:2] + "/" + s
+}
+
+// PackName is the object name of a pack.
+func PackName(id chunk.ID) string { return packName(id) }

@@ -1,0 +1,126 @@
+// Package pack builds and parses pack files: many sealed blobs followed by
+// a sealed header that lists them, so a pack describes itself and the
+// repository index can be rebuilt from packs alone.
+//
+//	pack    = blob* sealedHeader headerLen:uint32le magic:"DDP1"
+//	header  = CBOR array of Entry (before sealing)
+//
+// The header is sealed with the master key and the associated data
+// "dedup.packheader.v1", so a pack's contents are private too.
+package pack
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/repo/crypto"
+)
+
+// Magic ends every pack.
+const Magic = "DDP1"
+
+// TrailerSize is the size of headerLen plus the magic.
+const TrailerSize = 8
+
+// MaxHeaderSize bounds the header a reader accepts, so a damaged length
+// field cannot make it allocate gigabytes.
+const MaxHeaderSize = 64 << 20
+
+var headerAD = []byte("dedup.packheader.v1")
+
+// ErrFormat means a pack is not well-formed.
+var ErrFormat = errors.New("malformed pack")
+
+// Entry describes one blob inside a pack.
+type Entry struct {
+	Type      uint8    `cbor:"t"`
+	ID        chunk.ID `cbor:"i"`
+	Offset    uint32   `cbor:"o"`
+	Length    uint32   `cbor:"l"` // sealed length
+	RawLength uint32   `cbor:"r"` // plaintext length
+}
+
+// Builder accumulates sealed blobs for one pack in memory.
+type Builder struct {
+	buf     []byte
+	entries []Entry
+}
+
+// NewBuilder returns a builder whose buffer starts with capacity sizeHint.
+func NewBuilder(sizeHint int) *Builder {
+	return &Builder{buf: make([]byte, 0, sizeHint)}
+}
+
+// NewBuilderFrom returns a builder that appends into buf[:0], so callers
+// can recycle pack buffers.
+func NewBuilderFrom(buf []byte) *Builder {
+	return &Builder{buf: buf[:0]}
+}
+
+// Add appends one sealed blob.
+func (b *Builder) Add(t uint8, id chunk.ID, sealed []byte, rawLen int) {
+	b.entries = append(b.entries, Entry{
+		Type: t, ID: id, Offset: uint32(len(b.buf)),
+		Length: uint32(len(sealed)), RawLength: uint32(rawLen),
+	})
+	b.buf = append(b.buf, sealed...)
+}
+
+// Size is the number of blob bytes so far.
+func (b *Builder) Size() int { return len(b.buf) }
+
+// Count is the number of blobs so far.
+func (b *Builder) Count() int { return len(b.entries) }
+
+// Finish appends the sealed header and trailer and returns the complete
+// pack, its storage ID and its entries. The builder must not be reused.
+func (b *Builder) Finish(key *crypto.MasterKey) (data []byte, id chunk.ID, entries []Entry, err error) {
+	hdr, err := cbor.Marshal(b.entries)
+	if err != nil {
+		return nil, id, nil, fmt.Errorf("encode pack header: %w", err)
+	}
+	start := len(b.buf)
+	b.buf = key.Seal(b.buf, hdr, headerAD)
+	var trailer [TrailerSize]byte
+	binary.LittleEndian.PutUint32(trailer[:4], uint32(len(b.buf)-start))
+	copy(trailer[4:], Magic)
+	b.buf = append(b.buf, trailer[:]...)
+	return b.buf, crypto.StorageID(b.buf), b.entries, nil
+}
+
+// ParseTrailer returns the sealed header's length from a pack's last
+// TrailerSize bytes.
+func ParseTrailer(trailer []byte) (int, error) {
+	if len(trailer) != TrailerSize || string(trailer[4:]) != Magic {
+		return 0, fmt.Errorf("%w: bad trailer", ErrFormat)
+	}
+	n := binary.LittleEndian.Uint32(trailer[:4])
+	if n < crypto.Overhead || n > MaxHeaderSize {
+		return 0, fmt.Errorf("%w: header length %d out of range", ErrFormat, n)
+	}
+	return int(n), nil
+}
+
+// ParseHeader opens a sealed header and checks that every entry lies in the
+// blob area of a pack of packSize bytes.
+func ParseHeader(key *crypto.MasterKey, sealed []byte, packSize int64) ([]Entry, error) {
+	plain, err := key.Open(nil, sealed, headerAD)
+	if err != nil {
+		return nil, fmt.Errorf("pack header: %w", err)
+	}
+	var entries []Entry
+	if err := cbor.Unmarshal(plain, &entries); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+	}
+	blobArea := packSize - int64(len(sealed)) - TrailerSize
+	for _, e := range entries {
+		if int64(e.Offset)+int64(e.Length) > blobArea || e.Length < crypto.Overhead {
+			return nil, fmt.Errorf("%w: entry %s lies outside the blob area", ErrFormat, e.ID.Short())
+		}
+	}
+	return entries, nil
+}

@@ -1,0 +1,320 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/repo/pack"
+	"github.com/dedup-project/dedup/repo/store"
+)
+
+// WriterOptions tune one write session.
+type WriterOptions struct {
+	// Uploaders is the number of packs uploaded at once. Each holds one
+	// pack buffer, so memory grows with it.
+	Uploaders int
+	// IndexEvery writes an index file after this many uploaded packs, so an
+	// interrupted run's uploads are known to the next run.
+	IndexEvery int
+	// IndexInterval writes an index file at least this often while packs
+	// are being uploaded.
+	IndexInterval time.Duration
+}
+
+// WriterStats count what a session stored.
+type WriterStats struct {
+	BlobsNew    int64 // blobs added to packs
+	BytesNew    int64 // plaintext bytes of those blobs
+	BytesStored int64 // bytes of packs uploaded (sealed, compressed, with headers)
+	Packs       int64
+	IndexFiles  int64
+}
+
+type finishedPack struct {
+	id      chunk.ID
+	data    []byte
+	entries []pack.Entry
+	pooled  bool
+}
+
+// Writer is one unit of work that adds blobs to the repository: it packs
+// them, uploads packs concurrently and records them in index files as it
+// goes. Nothing it writes is referenced until a snapshot names it, so an
+// interrupted session leaves a valid repository.
+type Writer struct {
+	r    *Repository
+	opts WriterOptions
+
+	g       *errgroup.Group
+	gctx    context.Context
+	uploads chan *finishedPack
+	bufs    chan []byte // free pack buffers; their count bounds memory
+
+	mu      sync.Mutex
+	pending map[chunk.ID]struct{} // saved this session, not yet in a written index file
+
+	bmu      sync.Mutex
+	builders map[uint8]*pack.Builder
+
+	imu       sync.Mutex
+	unindexed []indexPack
+	lastIndex time.Time
+
+	blobsNew, bytesNew, bytesStored, packs, indexFiles atomic.Int64
+}
+
+// NewWriter starts a write session. Call Finish to complete it, or Abort.
+func (r *Repository) NewWriter(ctx context.Context, opts WriterOptions) *Writer {
+	if opts.Uploaders <= 0 {
+		opts.Uploaders = 2
+	}
+	if opts.IndexEvery <= 0 {
+		opts.IndexEvery = 8
+	}
+	if opts.IndexInterval <= 0 {
+		opts.IndexInterval = 30 * time.Second
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	w := &Writer{
+		r: r, opts: opts, g: g, gctx: gctx,
+		uploads:   make(chan *finishedPack),
+		bufs:      make(chan []byte, opts.Uploaders+1),
+		pending:   make(map[chunk.ID]struct{}),
+		builders:  make(map[uint8]*pack.Builder),
+		lastIndex: time.Now(),
+	}
+	for i := 0; i < opts.Uploaders+1; i++ {
+		w.bufs <- nil // allocated on first use
+	}
+	for i := 0; i < opts.Uploaders; i++ {
+		g.Go(w.uploader)
+	}
+	return w
+}
+
+// Has reports whether a blob is already in the repository or in this session.
+func (w *Writer) Has(ctx context.Context, id chunk.ID) (bool, error) {
+	w.mu.Lock()
+	_, ok := w.pending[id]
+	w.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	return w.r.idx.Has(ctx, id)
+}
+
+// SaveBlob stores plain under id unless the repository already has it, and
+// reports whether it was new. id must be r.BlobID(plain). The caller keeps
+// ownership of plain; sc is the calling worker's scratch space.
+func (w *Writer) SaveBlob(ctx context.Context, t uint8, id chunk.ID, plain []byte, sc *Scratch) (bool, error) {
+	known, err := w.r.idx.Has(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if known {
+		return false, nil
+	}
+	w.mu.Lock()
+	if _, ok := w.pending[id]; ok {
+		w.mu.Unlock()
+		return false, nil
+	}
+	w.pending[id] = struct{}{}
+	w.mu.Unlock()
+
+	sealed := w.r.sealBlob(sc, t, id, plain)
+	if err := w.add(ctx, t, id, sealed, len(plain)); err != nil {
+		return false, err
+	}
+	w.blobsNew.Add(1)
+	w.bytesNew.Add(int64(len(plain)))
+	return true, nil
+}
+
+func (w *Writer) add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, rawLen int) error {
+	limit := w.r.cfg.PackSize
+	w.bmu.Lock()
+	b := w.builders[t]
+	var full *pack.Builder
+	if b != nil && b.Count() > 0 && b.Size()+len(sealed) > limit {
+		full, b = b, nil
+		delete(w.builders, t)
+	}
+	if b == nil {
+		if t == BlobData {
+			buf, err := w.getBuf(ctx)
+			if err != nil {
+				w.bmu.Unlock()
+				return err
+			}
+			b = pack.NewBuilderFrom(buf)
+		} else {
+			b = pack.NewBuilder(64 << 10)
+		}
+		w.builders[t] = b
+	}
+	b.Add(t, id, sealed, rawLen)
+	w.bmu.Unlock()
+	if full != nil {
+		return w.send(ctx, full, t == BlobData)
+	}
+	return nil
+}
+
+func (w *Writer) getBuf(ctx context.Context) ([]byte, error) {
+	select {
+	case buf := <-w.bufs:
+		if buf == nil {
+			buf = make([]byte, 0, w.r.cfg.PackSize+64<<10)
+		}
+		return buf, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-w.gctx.Done():
+		return nil, w.groupErr()
+	}
+}
+
+func (w *Writer) groupErr() error {
+	// The group's context ends only when an uploader failed or the parent
+	// was cancelled; Wait returns the cause.
+	if err := w.g.Wait(); err != nil {
+		return err
+	}
+	return w.gctx.Err()
+}
+
+func (w *Writer) send(ctx context.Context, b *pack.Builder, pooled bool) error {
+	data, id, entries, err := b.Finish(w.r.key)
+	if err != nil {
+		return err
+	}
+	p := &finishedPack{id: id, data: data, entries: entries, pooled: pooled}
+	select {
+	case w.uploads <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.gctx.Done():
+		return w.groupErr()
+	}
+}
+
+func (w *Writer) uploader() error {
+	for {
+		var p *finishedPack
+		select {
+		case p = <-w.uploads:
+			if p == nil {
+				return nil
+			}
+		case <-w.gctx.Done():
+			return w.gctx.Err()
+		}
+		err := w.r.store.Put(w.gctx, packName(p.id), p.data)
+		if store.IsExists(err) {
+			// Same name means same bytes: another writer uploaded this pack.
+			err = nil
+		}
+		size := len(p.data)
+		if p.pooled {
+			w.bufs <- p.data[:0]
+		}
+		if err != nil {
+			return fmt.Errorf("upload pack %s: %w", p.id.Short(), err)
+		}
+		w.bytesStored.Add(int64(size))
+		w.packs.Add(1)
+		if err := w.recordPack(w.gctx, p.id, p.entries); err != nil {
+			return err
+		}
+	}
+}
+
+func (w *Writer) recordPack(ctx context.Context, id chunk.ID, entries []pack.Entry) error {
+	w.imu.Lock()
+	w.unindexed = append(w.unindexed, indexPack{ID: id, Blobs: entries})
+	var batch []indexPack
+	if len(w.unindexed) >= w.opts.IndexEvery || time.Since(w.lastIndex) >= w.opts.IndexInterval {
+		batch, w.unindexed = w.unindexed, nil
+		w.lastIndex = time.Now()
+	}
+	w.imu.Unlock()
+	if batch == nil {
+		return nil
+	}
+	return w.writeIndex(ctx, batch)
+}
+
+func (w *Writer) writeIndex(ctx context.Context, packs []indexPack) error {
+	if len(packs) == 0 {
+		return nil
+	}
+	if _, err := w.r.saveIndexFile(ctx, packs); err != nil {
+		return err
+	}
+	w.indexFiles.Add(1)
+	w.mu.Lock()
+	for _, p := range packs {
+		for _, b := range p.Blobs {
+			delete(w.pending, b.ID)
+		}
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// Finish uploads the open packs, waits for all uploads and writes the last
+// index file. After Finish every saved blob is in the repository and its
+// index, and a snapshot may reference it.
+func (w *Writer) Finish(ctx context.Context) error {
+	w.bmu.Lock()
+	builders := w.builders
+	w.builders = map[uint8]*pack.Builder{}
+	w.bmu.Unlock()
+	var err error
+	for t, b := range builders {
+		if b.Count() == 0 {
+			continue
+		}
+		if err = w.send(ctx, b, t == BlobData); err != nil {
+			break
+		}
+	}
+	close(w.uploads)
+	if werr := w.g.Wait(); err == nil {
+		err = werr
+	}
+	// Record what did reach the store even when the session failed, so the
+	// next run reuses it instead of uploading it again.
+	w.imu.Lock()
+	batch := w.unindexed
+	w.unindexed = nil
+	w.imu.Unlock()
+	if ierr := w.writeIndex(context.WithoutCancel(ctx), batch); err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// Abort ends a failed session, keeping what was uploaded.
+func (w *Writer) Abort(ctx context.Context) {
+	w.bmu.Lock()
+	w.builders = map[uint8]*pack.Builder{}
+	w.bmu.Unlock()
+	_ = w.Finish(ctx)
+}
+
+// Stats returns the session's counters.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{
+		BlobsNew: w.blobsNew.Load(), BytesNew: w.bytesNew.Load(),
+		BytesStored: w.bytesStored.Load(), Packs: w.packs.Load(), IndexFiles: w.indexFiles.Load(),
+	}
+}
