@@ -1,0 +1,407 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/index"
+	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/repo"
+	dirtarget "github.com/dedup-project/dedup/targets/dir"
+)
+
+// Reader is the read side of the repository that restores need.
+type Reader interface {
+	LoadTree(ctx context.Context, id chunk.ID) (*repo.Tree, error)
+	LoadBlobAt(ctx context.Context, id chunk.ID, loc index.Location, dst []byte) ([]byte, error)
+	Index() repo.Index
+}
+
+// Modes.
+const (
+	ModeFull         = "full"
+	ModeIncremental  = "incremental"
+	ModeDifferential = "differential"
+)
+
+// Options tune a restore.
+type Options struct {
+	Include  []string // patterns; an entry is restored if it or an ancestor matches
+	Workers  int
+	Force    bool // full mode: allow a non-empty target
+	Logger   *slog.Logger
+	Progress *Progress
+}
+
+// Progress counters for a renderer to poll.
+type Progress struct {
+	FilesDone  atomic.Int64
+	BytesDone  atomic.Int64
+	BytesTotal atomic.Int64
+}
+
+// Damage names a file that could not be restored because data is damaged.
+type Damage struct {
+	Path string
+	Err  error
+}
+
+// Result summarises a restore.
+type Result struct {
+	FilesWritten int64    `json:"files_written"`
+	FilesSkipped int64    `json:"files_skipped"`
+	BytesWritten int64    `json:"bytes_written"`
+	BytesSkipped int64    `json:"bytes_skipped"`
+	Damaged      []Damage `json:"-"`
+	Warnings     []error  `json:"-"`
+}
+
+// ErrDamagedFiles is returned when some files were left out as damaged.
+var ErrDamagedFiles = errors.New("some files could not be restored because their data is damaged")
+
+// ErrNotEmpty is returned by a full restore into a non-empty target.
+var ErrNotEmpty = errors.New("restore target is not empty (use --force, or --mode incremental to update it)")
+
+type fileState struct {
+	f         *dirtarget.File
+	comps     [][]byte
+	path      string
+	meta      fsmeta.Meta
+	remaining atomic.Int64
+	damaged   atomic.Pointer[error]
+}
+
+type job struct {
+	file *fileState
+	off  int64
+	id   chunk.ID
+	loc  index.Location
+}
+
+type linkJob struct {
+	comps, target [][]byte
+}
+
+type dirMeta struct {
+	comps [][]byte
+	meta  fsmeta.Meta
+}
+
+type restorer struct {
+	r    Reader
+	t    *dirtarget.Target
+	opts Options
+	jobs chan job
+	prog *Progress
+
+	mu     sync.Mutex
+	res    Result
+	links  []linkJob
+	dirs   []dirMeta
+	inodes map[[2]uint64][][]byte
+}
+
+// Run restores snapshot sn into t.
+func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, opts Options) (*Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, p := range opts.Include {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("include pattern %q: %w", p, err)
+		}
+	}
+	if !opts.Force {
+		entries, err := t.ReadDir(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) > 0 {
+			return nil, ErrNotEmpty
+		}
+	}
+	rs := &restorer{
+		r: r, t: t, opts: opts, prog: opts.Progress,
+		jobs: make(chan job, 4*opts.Workers), inodes: map[[2]uint64][][]byte{},
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i := 0; i < opts.Workers; i++ {
+		g.Go(func() error { return rs.worker(gctx) })
+	}
+	g.Go(func() error {
+		defer close(rs.jobs)
+		return rs.walk(gctx, sn.Tree, nil, "", false)
+	})
+	if err := g.Wait(); err != nil {
+		return &rs.res, err
+	}
+	for _, l := range rs.links {
+		if err := t.Link(ctx, l.comps, l.target); err != nil {
+			rs.warn(err)
+		}
+	}
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		if err := t.SetMeta(ctx, rs.dirs[i].comps, rs.dirs[i].meta); err != nil {
+			if !dirtarget.IsMetaWarning(err) {
+				return &rs.res, err
+			}
+			rs.warn(err)
+		}
+	}
+	if err := t.SyncFS(); err != nil {
+		return &rs.res, fmt.Errorf("sync restored data: %w", err)
+	}
+	if len(rs.res.Damaged) > 0 {
+		return &rs.res, ErrDamagedFiles
+	}
+	return &rs.res, nil
+}
+
+func (rs *restorer) warn(err error) {
+	rs.mu.Lock()
+	rs.res.Warnings = append(rs.res.Warnings, err)
+	rs.mu.Unlock()
+}
+
+// included reports whether p (or an ancestor, via parentIncluded) matches.
+func (rs *restorer) included(p string) bool {
+	if len(rs.opts.Include) == 0 {
+		return true
+	}
+	base := path.Base(p)
+	for _, pat := range rs.opts.Include {
+		pat = strings.TrimSuffix(pat, "/")
+		target := p
+		if !strings.Contains(pat, "/") {
+			target = base
+		}
+		if ok, _ := path.Match(pat, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// mayContain reports whether a directory not itself included could hold
+// included entries, so the walk need not descend into unrelated subtrees.
+func (rs *restorer) mayContain(dir string) bool {
+	for _, pat := range rs.opts.Include {
+		if !strings.HasPrefix(pat, "/") {
+			return true
+		}
+		// A pattern's literal prefix (before any glob character) tells which
+		// directories it can reach.
+		lit := pat
+		if i := strings.IndexAny(pat, "*?["); i >= 0 {
+			lit = pat[:i]
+		}
+		if strings.HasPrefix(lit, dir+"/") || strings.HasPrefix(dir+"/", lit) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendComp(comps [][]byte, name []byte) [][]byte {
+	out := make([][]byte, len(comps)+1)
+	copy(out, comps)
+	out[len(comps)] = name
+	return out
+}
+
+func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, dir string, inc bool) error {
+	tree, err := rs.r.LoadTree(ctx, treeID)
+	if err != nil {
+		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, repo.ErrMissing) {
+			rs.damage(dir+"/", err)
+			return nil
+		}
+		return err
+	}
+	for i := range tree.Nodes {
+		n := &tree.Nodes[i]
+		p := dir + "/" + string(n.Name)
+		c := appendComp(comps, n.Name)
+		in := inc || rs.included(p)
+		if n.Meta.Type == fsmeta.Dir {
+			if !in && !rs.mayContain(p) {
+				continue
+			}
+			if in {
+				if err := rs.t.MkdirAll(ctx, c); err != nil {
+					return err
+				}
+			}
+			if n.Subtree != nil {
+				if err := rs.walk(ctx, *n.Subtree, c, p, in); err != nil {
+					return err
+				}
+			}
+			if in || rs.exists(ctx, c) {
+				rs.dirs = append(rs.dirs, dirMeta{comps: c, meta: n.Meta})
+			}
+			continue
+		}
+		if !in {
+			continue
+		}
+		if len(comps) > 0 {
+			if err := rs.t.MkdirAll(ctx, comps); err != nil {
+				return err
+			}
+		}
+		if err := rs.restoreEntry(ctx, n, c, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) exists(ctx context.Context, comps [][]byte) bool {
+	_, err := rs.t.Lstat(ctx, comps)
+	return err == nil
+}
+
+func (rs *restorer) restoreEntry(ctx context.Context, n *repo.Node, c [][]byte, p string) error {
+	m := n.Meta
+	switch m.Type {
+	case fsmeta.File:
+		if m.Nlink > 1 {
+			key := [2]uint64{m.Dev, m.Ino}
+			if first, ok := rs.inodes[key]; ok {
+				rs.links = append(rs.links, linkJob{comps: c, target: first})
+				return nil
+			}
+			rs.inodes[key] = c
+		}
+		return rs.restoreFile(ctx, n, c, p)
+	case fsmeta.Symlink:
+		return rs.metaResult(rs.t.Symlink(ctx, c, m))
+	case fsmeta.FIFO, fsmeta.CharDev, fsmeta.BlockDev, fsmeta.Socket:
+		return rs.metaResult(rs.t.Mknod(ctx, c, m))
+	}
+	rs.warn(fmt.Errorf("%s: unknown entry type %d skipped", p, m.Type))
+	return nil
+}
+
+func (rs *restorer) metaResult(err error) error {
+	if err != nil && dirtarget.IsMetaWarning(err) {
+		rs.warn(err)
+		return nil
+	}
+	return err
+}
+
+func (rs *restorer) damage(p string, err error) {
+	rs.mu.Lock()
+	rs.res.Damaged = append(rs.res.Damaged, Damage{Path: p, Err: err})
+	rs.mu.Unlock()
+}
+
+func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p string) error {
+	locs := make([]index.Location, len(n.Content))
+	var size int64
+	for i, id := range n.Content {
+		loc, ok, err := rs.r.Index().Lookup(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			rs.damage(p, &repo.BlobError{ID: id, Err: repo.ErrMissing})
+			return nil
+		}
+		locs[i] = loc
+		size += int64(loc.RawLength)
+	}
+	f, err := rs.t.CreateFile(ctx, c, size)
+	if err != nil {
+		return err
+	}
+	fs := &fileState{f: f, comps: c, path: p, meta: n.Meta}
+	fs.meta.Size = size
+	rs.prog.BytesTotal.Add(size)
+	if len(n.Content) == 0 {
+		return rs.commit(ctx, fs)
+	}
+	fs.remaining.Store(int64(len(n.Content)))
+	var off int64
+	for i, id := range n.Content {
+		select {
+		case rs.jobs <- job{file: fs, off: off, id: id, loc: locs[i]}:
+		case <-ctx.Done():
+			f.Abort()
+			return ctx.Err()
+		}
+		off += int64(locs[i].RawLength)
+	}
+	return nil
+}
+
+func (rs *restorer) commit(ctx context.Context, fs *fileState) error {
+	if errp := fs.damaged.Load(); errp != nil {
+		fs.f.Abort()
+		rs.damage(fs.path, *errp)
+		return nil
+	}
+	if err := fs.f.Commit(ctx, fs.meta); err != nil {
+		if !dirtarget.IsMetaWarning(err) {
+			return err
+		}
+		rs.warn(err)
+	}
+	rs.mu.Lock()
+	rs.res.FilesWritten++
+	rs.res.BytesWritten += fs.meta.Size
+	rs.mu.Unlock()
+	rs.prog.FilesDone.Add(1)
+	return nil
+}
+
+func (rs *restorer) worker(ctx context.Context) error {
+	var buf []byte
+	for j := range rs.jobs {
+		if j.file.damaged.Load() == nil {
+			data, err := rs.r.LoadBlobAt(ctx, j.id, j.loc, buf)
+			switch {
+			case err == nil:
+				buf = data
+				if _, err := j.file.f.WriteAt(data, j.off); err != nil {
+					j.file.f.Abort()
+					if errors.Is(err, unix.ENOSPC) {
+						return fmt.Errorf("restore target is full while writing %s: %w", j.file.path, err)
+					}
+					return err
+				}
+				rs.prog.BytesDone.Add(int64(len(data)))
+			case errors.Is(err, repo.ErrDamaged):
+				j.file.damaged.CompareAndSwap(nil, &err)
+			default:
+				j.file.f.Abort()
+				return err
+			}
+		}
+		if j.file.remaining.Add(-1) == 0 {
+			if err := rs.commit(ctx, j.file); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
