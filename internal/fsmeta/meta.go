@@ -144,7 +144,7 @@ func FromStat(st *unix.Stat_t) (Meta, error) {
 }
 
 // Xattr returns the value of the named attribute and whether it is present.
-func (m *Meta) Xattr(name string) ([]byte, bool) {
+func (m Meta) Xattr(name string) ([]byte, bool) {
 	for _, x := range m.Xattrs {
 		if x.Name == name {
 			return x.Value, true
