@@ -186,6 +186,9 @@ func (t *Target) parent(comps [][]byte) (int, string, error) {
 
 // MkdirAll creates the directory comps and any missing parents with mode
 // 0700; SetMeta applies the real mode once the directory's contents are in.
+// Existing directories are left as they are. A file or symlink at the last
+// component is replaced by the directory (the snapshot says a directory goes
+// there); a non-directory further up is an error wrapping ErrNotDir.
 func (t *Target) MkdirAll(ctx context.Context, comps [][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
