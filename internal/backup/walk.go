@@ -105,7 +105,7 @@ func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path 
 		if err != nil {
 			return fmt.Errorf("source path %s: %w", child, err)
 		}
-		ds.nodes[i] = repo.Node{Name: []byte(name), Meta: meta}
+		ds.nodes[i] = repo.Node{Name: []byte(name), Meta: stable(meta)}
 		sub := sel.children[name]
 		switch {
 		case sub.whole:
@@ -157,7 +157,7 @@ func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path stri
 	}
 	ds := newDirState(parent, slot, len(entries))
 	for i, e := range entries {
-		ds.nodes[i] = repo.Node{Name: e.Name, Meta: e.Meta}
+		ds.nodes[i] = repo.Node{Name: e.Name, Meta: stable(e.Meta)}
 		if err := b.walkEntry(ctx, ds, i, joinPath(path, e.Name)); err != nil {
 			return err
 		}
@@ -170,4 +170,12 @@ func joinPath(dir string, name []byte) string {
 		return "/" + string(name)
 	}
 	return dir + "/" + string(name)
+}
+
+// stable drops the access time: reading a tree changes it, so keeping it
+// would make every directory's tree new on every backup and defeat tree
+// deduplication, and restoring it has little value.
+func stable(m fsmeta.Meta) fsmeta.Meta {
+	m.AtimeNs = 0
+	return m
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dedup-project/dedup/internal/backup"
+	"github.com/dedup-project/dedup/repo"
+	dirsource "github.com/dedup-project/dedup/sources/dir"
+)
+
+type backupFlags struct {
+	source  string
+	tags    []string
+	level   string
+	host    string
+	uploads int
+}
+
+func (a *app) backupCommand() *cobra.Command {
+	var f backupFlags
+	cmd := &cobra.Command{
+		Use:   "backup [flags] PATH...",
+		Short: "Back up directories and files into a new snapshot",
+		Example: `  dedupctl backup /etc/cluster /opt/agent/conf
+  dedupctl backup --source etc --level full --tag weekly /etc`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runBackup(cmd.Context(), f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.source, "source", "", "source name; snapshots of one source form its history (default: host:paths)")
+	fl.StringArrayVar(&f.tags, "tag", nil, "tag the snapshot (repeatable)")
+	fl.StringVar(&f.level, "level", repo.LevelIncremental, "full, incremental or differential")
+	fl.StringVar(&f.host, "host", "", "host name recorded in the snapshot (default: this host)")
+	fl.IntVar(&f.uploads, "uploads", 0, "packs uploaded at once (default 2 for a directory, 8 for S3)")
+	return cmd
+}
+
+func defaultSource(host string, paths []string) string {
+	sorted := append([]string(nil), paths...)
+	sort.Strings(sorted)
+	return host + ":" + strings.Join(sorted, ",")
+}
+
+// chooseParent finds what a backup at level compares with: for an
+// incremental the latest snapshot of the source, for a differential its
+// latest full. With no candidate the backup becomes a full.
+func chooseParent(sns []*repo.Snapshot, source, level string) (level2 string, parent, base *repo.Snapshot, err error) {
+	var latest, latestFull *repo.Snapshot
+	for _, sn := range sns {
+		if sn.Source != source {
+			continue
+		}
+		latest = sn
+		if sn.Level == repo.LevelFull {
+			latestFull = sn
+		}
+	}
+	switch level {
+	case repo.LevelFull:
+		return level, nil, nil, nil
+	case repo.LevelIncremental:
+		if latest == nil {
+			return repo.LevelFull, nil, nil, nil
+		}
+		return level, latest, baseOf(sns, latest), nil
+	case repo.LevelDifferential:
+		if latestFull == nil {
+			return repo.LevelFull, nil, nil, nil
+		}
+		return level, latestFull, latestFull, nil
+	}
+	return "", nil, nil, fmt.Errorf("unknown level %q (want full, incremental or differential)", level)
+}
+
+// baseOf is the full snapshot parent descends from.
+func baseOf(sns []*repo.Snapshot, parent *repo.Snapshot) *repo.Snapshot {
+	if parent.Level == repo.LevelFull {
+		return parent
+	}
+	if parent.Base != nil {
+		for _, sn := range sns {
+			if sn.ID == *parent.Base {
+				return sn
+			}
+		}
+	}
+	return nil
+}
+
+func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) error {
+	if f.level != repo.LevelFull && f.level != repo.LevelIncremental && f.level != repo.LevelDifferential {
+		return fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
+	}
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	host := f.host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	abs, err := absPaths(paths)
+	if err != nil {
+		return err
+	}
+	source := f.source
+	if source == "" {
+		source = defaultSource(host, abs)
+	}
+	sns, _, err := s.repo.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	level, parent, base, err := chooseParent(sns, source, f.level)
+	if err != nil {
+		return err
+	}
+	if level != f.level {
+		a.info("no snapshot of source %q to compare with: running a full backup", source)
+	}
+	uploads := f.uploads
+	if uploads == 0 && strings.HasPrefix(a.repoURL, "s3://") {
+		uploads = 8
+	}
+	prog := &backup.Progress{}
+	stop := a.startProgress(ctx, backupReporter(prog))
+	res, err := backup.Run(ctx, s.repo, dirsource.New(), s.idx, backup.Options{
+		Source: source, Paths: abs, Tags: f.tags, Host: host, Level: level,
+		Parent: parent, Base: base, Uploaders: uploads, Progress: prog, Now: time.Now,
+	})
+	stop()
+	if err != nil {
+		return err
+	}
+	sn := res.Snapshot
+	for _, w := range res.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(w.Error()))
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintf(a.stderr, "error: %s\n", oneLine(e.Error()))
+	}
+	if a.jsonOut {
+		a.printJSON(backupSummary(sn))
+	} else {
+		sm := sn.Summary
+		fmt.Fprintf(a.stderr, "%s backup of %s: %d new, %d changed, %d unchanged files; read %s, stored %s new in %.1fs\n",
+			level, source, sm.FilesNew, sm.FilesChanged, sm.FilesUnchanged,
+			humanBytes(sm.BytesRead), humanBytes(sm.BytesStored), sm.DurationS)
+		fmt.Fprintln(a.stdout, sn.ID.String())
+	}
+	if len(res.Errors) > 0 {
+		return &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d entries could not be read (listed above)", sn.ID.Short(), len(res.Errors))}
+	}
+	return nil
+}
+
+func backupSummary(sn *repo.Snapshot) map[string]any {
+	sm := sn.Summary
+	return map[string]any{
+		"type": "summary", "id": sn.ID.String(), "level": sn.Level, "source": sn.Source,
+		"files_new": sm.FilesNew, "files_changed": sm.FilesChanged, "files_unchanged": sm.FilesUnchanged,
+		"dirs": sm.Dirs, "errors": sm.Errors, "bytes_read": sm.BytesRead, "bytes_logical": sm.BytesLogical,
+		"bytes_new": sm.BytesNew, "bytes_stored": sm.BytesStored, "blobs_new": sm.BlobsNew,
+		"duration_s": sm.DurationS,
+	}
+}
+
+func absPaths(paths []string) ([]string, error) {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		abs, err := absPath(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, abs)
+	}
+	return out, nil
+}

@@ -1,0 +1,91 @@
+// Command dedupctl is the operator CLI of the dedup backup appliance.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitPartial = 3 // backup finished, some files could not be read
+)
+
+// partialError marks a run that finished but left something out.
+type partialError struct{ msg string }
+
+func (e *partialError) Error() string { return e.msg }
+
+type app struct {
+	repoURL      string
+	passwordFile string
+	cacheDir     string
+	jsonOut      bool
+	quiet        bool
+	stdout       io.Writer
+	stderr       io.Writer
+	stdin        *os.File
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, stdin: os.Stdin}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var pe *partialError
+	if errors.As(err, &pe) {
+		fmt.Fprintf(stderr, "dedupctl: %s\n", pe.msg)
+		return exitPartial
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "dedupctl: interrupted; the repository is intact and uploaded data will be reused")
+		return exitFailure
+	}
+	fmt.Fprintf(stderr, "dedupctl: %s\n", oneLine(err.Error()))
+	return exitFailure
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dedupctl",
+		Short:         "Deduplicating, encrypted backups of directories and disk images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	f := root.PersistentFlags()
+	f.StringVarP(&a.repoURL, "repo", "r", os.Getenv("DEDUP_REPO"), "repository: a directory or s3://bucket/prefix (env DEDUP_REPO)")
+	f.StringVar(&a.passwordFile, "password-file", os.Getenv("DEDUP_PASSWORD_FILE"), "read the password from this file (env DEDUP_PASSWORD_FILE; or set DEDUP_PASSWORD)")
+	f.StringVar(&a.cacheDir, "cache-dir", os.Getenv("DEDUP_CACHE_DIR"), "local index cache directory (default: per repository under /var/cache/dedup or ~/.cache/dedup)")
+	f.BoolVar(&a.jsonOut, "json", false, "machine-readable JSON output")
+	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress output")
+	root.AddCommand(
+		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
+		a.restoreCommand(), a.keyCommand(),
+		a.indexCommand(),
+	)
+	return root
+}
