@@ -37,7 +37,7 @@ func (a *app) initCommand() *cobra.Command {
 			}
 			defer st.Close()
 			if createBucket {
-				if err := createS3Bucket(ctx, st); err != nil {
+				if err := a.createS3Bucket(ctx); err != nil {
 					return err
 				}
 			}

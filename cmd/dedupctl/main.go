@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	s3store "github.com/dedup-project/dedup/repo/store/s3"
 )
 
 // Exit codes.
@@ -35,6 +37,8 @@ type app struct {
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        *os.File
+	s3           s3Flags
+	s3store      *s3store.Store // the raw S3 store, for bucket creation
 }
 
 func main() {
@@ -82,6 +86,7 @@ func (a *app) rootCommand() *cobra.Command {
 	f.StringVar(&a.cacheDir, "cache-dir", os.Getenv("DEDUP_CACHE_DIR"), "local index cache directory (default: per repository under /var/cache/dedup or ~/.cache/dedup)")
 	f.BoolVar(&a.jsonOut, "json", false, "machine-readable JSON output")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress output")
+	a.s3.register(f)
 	root.AddCommand(
 		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
 		a.restoreCommand(), a.keyCommand(),

@@ -22,7 +22,7 @@ func (a *app) openStore(ctx context.Context, create bool) (store.Store, error) {
 	case u == "":
 		return nil, errors.New("no repository given: use --repo or set DEDUP_REPO")
 	case strings.HasPrefix(u, "s3://"):
-		return openS3(ctx, u, create)
+		return a.openS3(ctx, u)
 	case create:
 		return local.Create(strings.TrimPrefix(u, "file://"))
 	default:
