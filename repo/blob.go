@@ -43,7 +43,7 @@ func (e *BlobError) Unwrap() error { return e.Err }
 // blobAD binds a sealed blob to its type and ID, so a blob cannot be
 // swapped for another without detection.
 func blobAD(t uint8, id chunk.ID) []byte {
-	ad := make([]byte, 0, 14+33)
+	ad := make([]byte, 0, len("dedup.blob.v1")+1+len(id))
 	ad = append(ad, "dedup.blob.v1"...)
 	ad = append(ad, t)
 	return append(ad, id[:]...)
@@ -87,7 +87,11 @@ func (r *Repository) openBlob(dst []byte, t uint8, id chunk.ID, sealed []byte) (
 	case flagRaw:
 		plain = append(dst[:0], p[1:]...)
 	case flagZstd:
-		plain, err = r.dec.DecodeAll(p[1:], dst[:0])
+		dec := r.dec
+		if t != BlobData {
+			dec = r.decMeta
+		}
+		plain, err = dec.DecodeAll(p[1:], dst[:0])
 		if err != nil {
 			return nil, fmt.Errorf("decompress: %w", err)
 		}

@@ -85,10 +85,14 @@ func (r *Repository) loadSealed(ctx context.Context, name string, ad []byte, v a
 		return fmt.Errorf("%s: %w: empty", name, ErrDamaged)
 	}
 	plain := payload[1:]
-	if payload[0] == flagZstd {
-		if plain, err = r.dec.DecodeAll(payload[1:], nil); err != nil {
+	switch payload[0] {
+	case flagRaw:
+	case flagZstd:
+		if plain, err = r.decMeta.DecodeAll(payload[1:], nil); err != nil {
 			return fmt.Errorf("%s: %w: %v", name, ErrDamaged, err)
 		}
+	default:
+		return fmt.Errorf("%s: %w: unknown payload encoding %d", name, ErrDamaged, payload[0])
 	}
 	if err := cbor.Unmarshal(plain, v); err != nil {
 		return fmt.Errorf("%s: %w: %v", name, ErrDamaged, err)

@@ -88,8 +88,15 @@ type Repository struct {
 	idx   Index
 	log   *slog.Logger
 	enc   *zstd.Encoder
-	dec   *zstd.Decoder
+	dec   *zstd.Decoder // data blobs: bounded by the largest chunk
+	// decMeta inflates trees, index files and manifests, which grow with
+	// directory and repository size rather than with the chunk size.
+	decMeta *zstd.Decoder
 }
+
+// maxMetaSize bounds one decompressed tree, index file or manifest: about
+// a million directory entries, far beyond what one directory holds.
+const maxMetaSize = 256 << 20
 
 // Index is what the repository needs of the local index cache.
 type Index interface {
@@ -208,11 +215,16 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 	if err != nil {
 		return nil, err
 	}
+	decMeta, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(maxMetaSize), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, log: log, enc: enc, dec: dec}, nil
+	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
 }
 
 func encoderLevel(name string) (zstd.EncoderLevel, error) {
@@ -253,5 +265,6 @@ func (r *Repository) Polynomial() uint64 { return uint64(r.key.Pol) }
 func (r *Repository) Close() error {
 	r.enc.Close()
 	r.dec.Close()
+	r.decMeta.Close()
 	return nil
 }
