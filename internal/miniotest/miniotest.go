@@ -205,8 +205,12 @@ func (s *Server) waitReady() error {
 		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
+			// The health check answers before the object layer is
+			// up; an S3 request tells when the server really serves.
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				if err = s.listBuckets(); err == nil {
+					return nil
+				}
 			}
 		}
 		if time.Now().After(deadline) {
@@ -219,6 +223,15 @@ func (s *Server) waitReady() error {
 		}
 		delay = min(delay*2, 500*time.Millisecond)
 	}
+}
+
+func (s *Server) listBuckets() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.Client().ListBuckets(ctx, &s3.ListBucketsInput{}, func(o *s3.Options) {
+		o.Retryer = aws.NopRetryer{}
+	})
+	return err
 }
 
 func (s *Server) stop() {
