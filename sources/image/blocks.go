@@ -158,6 +158,9 @@ func (im *Image) qcowExtents(ctx context.Context, data func(ctx context.Context,
 		if ext.Length <= 0 || ext.Start != pos {
 			return fmt.Errorf("cluster map of %s at offset %d: bad extent %+v", im.path, pos, ext)
 		}
+		if ext.Compressed {
+			im.info.Compressed = true
+		}
 		if ext.Allocated && !ext.Zero {
 			if err := data(ctx, pos, pos+ext.Length); err != nil {
 				return err

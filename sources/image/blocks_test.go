@@ -74,6 +74,9 @@ func TestBlocksQcow2Compressed(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer im.Close()
+			if _, err := im.Blocks(context.Background(), func(int64, []byte) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
 			if !im.Info().Compressed {
 				t.Errorf("Info().Compressed = false for a compressed image")
 			}

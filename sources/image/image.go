@@ -29,8 +29,11 @@ type Info struct {
 	VirtualSize int64  // guest-visible size in bytes
 	ClusterSize int64  // qcow2 only
 	BackingFile string // qcow2 only, as recorded in the header
-	Compressed  bool   // qcow2 only: some cluster of the image or its backing chain is compressed
-	BlockDevice bool   // the path is a block device
+	// Compressed is set once Blocks has walked a qcow2 image and met a
+	// compressed cluster in it or its backing chain. Open does not walk the
+	// cluster map: for a large sparse disk that costs as much as Blocks.
+	Compressed  bool
+	BlockDevice bool // the path is a block device
 }
 
 // Image is an opened qcow2 or raw image. It is not safe for concurrent use.
@@ -122,32 +125,7 @@ func open(path string, f *os.File) (*Image, error) {
 			BackingFile: h.backingFile,
 		},
 	}
-	im.info.Compressed, err = im.anyCompressed()
-	if err != nil {
-		img.Close()
-		return nil, err
-	}
 	return im, nil
-}
-
-// anyCompressed walks the cluster map (metadata only) for a compressed
-// extent. It stops at the first one.
-func (im *Image) anyCompressed() (bool, error) {
-	size := im.info.VirtualSize
-	for pos := int64(0); pos < size; {
-		ext, err := im.qcow.Extent(pos, size-pos)
-		if err != nil {
-			return false, fmt.Errorf("%w: cluster map at offset %d: %v", ErrCorruptHeader, pos, err)
-		}
-		if ext.Compressed {
-			return true, nil
-		}
-		if ext.Length <= 0 {
-			return false, fmt.Errorf("%w: empty extent at offset %d", ErrCorruptHeader, pos)
-		}
-		pos += ext.Length
-	}
-	return false, nil
 }
 
 // Info describes the image.
