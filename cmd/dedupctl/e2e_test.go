@@ -19,6 +19,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	// Readable by all: one test runs the binary as an unprivileged user.
+	os.Chmod(dir, 0o755)
 	binPath = filepath.Join(dir, "dedupctl")
 	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 	if err != nil {
