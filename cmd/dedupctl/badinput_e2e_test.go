@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +45,6 @@ func TestBadInputs(t *testing.T) {
 	empty := filepath.Join(e.dir, "empty")
 	os.Mkdir(empty, 0o700)
 	e.fails(1, "not a dedup repository", "--repo", empty, "snapshots")
-	
 
 	e.ok("init")
 	before := listRepo(t, e.repo)
