@@ -34,10 +34,8 @@ func (x *Index) Lookup(ctx context.Context, id chunk.ID) (Location, bool, error)
 			return err
 		}
 		found = true
-		return item.Value(func(v []byte) error {
-			loc, err = decodeLocation(v)
-			return err
-		})
+		loc, err = resolve(txn, item)
+		return err
 	})
 	if err != nil {
 		return Location{}, false, fmt.Errorf("index lookup %s: %w", id, err)
@@ -102,6 +100,19 @@ func (x *Index) addIndexFile(ctx context.Context, file chunk.ID, entries []Entry
 	sorted := slices.Clone(entries)
 	slices.SortStableFunc(sorted, func(a, b Entry) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 
+	packs := make([]chunk.ID, 0, 16)
+	seen := make(map[chunk.ID]struct{})
+	for _, e := range sorted {
+		if _, ok := seen[e.Pack]; !ok {
+			seen[e.Pack] = struct{}{}
+			packs = append(packs, e.Pack)
+		}
+	}
+	nums, err := x.packNumbers(packs)
+	if err != nil {
+		return err
+	}
+
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for start := 0; start < len(sorted); start += lookupGroup {
@@ -131,7 +142,7 @@ func (x *Index) addIndexFile(ctx context.Context, file chunk.ID, entries []Entry
 		// Write batches keep the key and value slices until they commit,
 		// so each entry gets its own.
 		for _, e := range missing {
-			if err := wb.Set(idKey(prefixChunk, e.ID), encodeLocation(e.Location)); err != nil {
+			if err := wb.Set(idKey(prefixChunk, e.ID), encodeLocation(nums[e.Pack], e.Location)); err != nil {
 				return err
 			}
 		}
@@ -153,7 +164,7 @@ func (x *Index) LoadedIndexFiles(ctx context.Context) (map[chunk.ID]struct{}, er
 		return nil, fmt.Errorf("index loaded files: %w", err)
 	}
 	files := make(map[chunk.ID]struct{})
-	err := x.scan(ctx, []byte{prefixIndex}, false, func(it *badger.Item) error {
+	err := x.scan(ctx, []byte{prefixIndex}, false, func(_ *badger.Txn, it *badger.Item) error {
 		k := it.Key()
 		if len(k) != 1+len(chunk.ID{}) {
 			return fmt.Errorf("malformed key %x", k)
@@ -173,10 +184,15 @@ func (x *Index) Each(ctx context.Context, fn func(Entry) error) error {
 	if err := x.check(ctx); err != nil {
 		return fmt.Errorf("index each: %w", err)
 	}
-	err := x.scan(ctx, []byte{prefixChunk}, true, func(it *badger.Item) error {
-		e, err := decodeEntry(it)
-		if err != nil {
-			return err
+	err := x.scan(ctx, []byte{prefixChunk}, true, func(txn *badger.Txn, it *badger.Item) error {
+		k := it.Key()
+		if len(k) != 1+len(chunk.ID{}) {
+			return fmt.Errorf("malformed key %x", k)
+		}
+		e := Entry{ID: chunk.ID(k[1:])}
+		var err error
+		if e.Location, err = resolve(txn, it); err != nil {
+			return fmt.Errorf("entry %s: %w", e.ID, err)
 		}
 		return fn(e)
 	})
@@ -186,22 +202,18 @@ func (x *Index) Each(ctx context.Context, fn func(Entry) error) error {
 	return nil
 }
 
-func decodeEntry(it *badger.Item) (Entry, error) {
-	var e Entry
-	k := it.Key()
-	if len(k) != 1+len(e.ID) {
-		return e, fmt.Errorf("malformed key %x", k)
-	}
-	copy(e.ID[:], k[1:])
-	err := it.Value(func(v []byte) error {
-		var err error
-		e.Location, err = decodeLocation(v)
+// resolve decodes the location in a chunk entry and looks up its pack ID.
+func resolve(txn *badger.Txn, item *badger.Item) (Location, error) {
+	var sl storedLocation
+	err := item.Value(func(v []byte) (err error) {
+		sl, err = decodeLocation(v)
 		return err
 	})
 	if err != nil {
-		return e, fmt.Errorf("entry %s: %w", e.ID, err)
+		return Location{}, err
 	}
-	return e, nil
+	sl.Pack, err = packID(txn, sl.pack)
+	return sl.Location, err
 }
 
 // Count returns the number of chunk entries. It walks the keys, so it costs
@@ -211,7 +223,7 @@ func (x *Index) Count(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("index count: %w", err)
 	}
 	n := 0
-	err := x.scan(ctx, []byte{prefixChunk}, false, func(*badger.Item) error {
+	err := x.scan(ctx, []byte{prefixChunk}, false, func(*badger.Txn, *badger.Item) error {
 		n++
 		return nil
 	})
@@ -255,13 +267,12 @@ func (x *Index) finishReset(ctx context.Context) error {
 	return nil
 }
 
-// dropChunks drops the marks before the entries they vouch for, then
-// clears the reset marker.
+// dropChunks drops marks, entries and pack numbers, then clears the reset
+// marker; until then a crash is finished by the next Open. The pack counter
+// stays, so numbers are never reused.
 func (x *Index) dropChunks() error {
-	if err := x.db.DropPrefix([]byte{prefixIndex}); err != nil {
-		return err
-	}
-	if err := x.db.DropPrefix([]byte{prefixChunk}); err != nil {
+	err := x.db.DropPrefix([]byte{prefixIndex}, []byte{prefixChunk}, []byte{prefixPack}, []byte{prefixPackNum})
+	if err != nil {
 		return err
 	}
 	return x.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(resetKey)) })
@@ -272,7 +283,7 @@ const scanCheck = 4096
 
 // scan calls fn for every item under prefix in key order, checking ctx as it
 // goes. withValues prefetches values for callers that read them.
-func (x *Index) scan(ctx context.Context, prefix []byte, withValues bool, fn func(*badger.Item) error) error {
+func (x *Index) scan(ctx context.Context, prefix []byte, withValues bool, fn func(*badger.Txn, *badger.Item) error) error {
 	return x.db.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.Prefix = prefix
@@ -286,7 +297,7 @@ func (x *Index) scan(ctx context.Context, prefix []byte, withValues bool, fn fun
 					return err
 				}
 			}
-			if err := fn(it.Item()); err != nil {
+			if err := fn(txn, it.Item()); err != nil {
 				return err
 			}
 		}

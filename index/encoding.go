@@ -14,13 +14,22 @@ const (
 	prefixIndex = 'i'
 	prefixFile  = 'f'
 	prefixState = 's'
+
+	prefixPack    = 'p'
+	prefixPackNum = 'n'
 )
 
-// resetKey marks a Reset in progress.
-const resetKey = string(prefixState) + "reset"
+const (
+	// resetKey marks a Reset in progress.
+	resetKey = string(prefixState) + "reset"
+	// packSeqKey holds the next unused pack number.
+	packSeqKey = string(prefixState) + "packseq"
+)
 
 const (
-	locationSize = 32 + 1 + 4 + 4 + 4
+	// locationSize is the stored location: pack number, type, offset,
+	// length, raw length.
+	locationSize = 4 + 1 + 4 + 4 + 4
 
 	fileStateVersion = 1
 	// fileStateHeader is version, six 8-byte integers and the chunk count.
@@ -38,26 +47,33 @@ func idKey(prefix byte, id chunk.ID) []byte {
 	return k
 }
 
-func encodeLocation(l Location) []byte {
+// storedLocation is a Location with the pack as its number.
+type storedLocation struct {
+	pack uint32
+	Location
+}
+
+func encodeLocation(pack uint32, l Location) []byte {
 	b := make([]byte, locationSize)
-	copy(b, l.Pack[:])
-	b[32] = byte(l.Type)
-	binary.BigEndian.PutUint32(b[33:], l.Offset)
-	binary.BigEndian.PutUint32(b[37:], l.Length)
-	binary.BigEndian.PutUint32(b[41:], l.RawLength)
+	binary.BigEndian.PutUint32(b, pack)
+	b[4] = byte(l.Type)
+	binary.BigEndian.PutUint32(b[5:], l.Offset)
+	binary.BigEndian.PutUint32(b[9:], l.Length)
+	binary.BigEndian.PutUint32(b[13:], l.RawLength)
 	return b
 }
 
-func decodeLocation(b []byte) (Location, error) {
-	var l Location
+// decodeLocation decodes all but the pack ID, which the caller resolves.
+func decodeLocation(b []byte) (storedLocation, error) {
+	var l storedLocation
 	if len(b) != locationSize {
 		return l, fmt.Errorf("location: %d bytes, want %d", len(b), locationSize)
 	}
-	copy(l.Pack[:], b)
-	l.Type = BlobType(b[32])
-	l.Offset = binary.BigEndian.Uint32(b[33:])
-	l.Length = binary.BigEndian.Uint32(b[37:])
-	l.RawLength = binary.BigEndian.Uint32(b[41:])
+	l.pack = binary.BigEndian.Uint32(b)
+	l.Type = BlobType(b[4])
+	l.Offset = binary.BigEndian.Uint32(b[5:])
+	l.Length = binary.BigEndian.Uint32(b[9:])
+	l.RawLength = binary.BigEndian.Uint32(b[13:])
 	return l, nil
 }
 

@@ -109,7 +109,7 @@ func (x *Index) ExpireFiles(ctx context.Context, ns string, seenBefore int64) (i
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	n := 0
-	err = x.scan(ctx, prefix, true, func(it *badger.Item) error {
+	err = x.scan(ctx, prefix, true, func(_ *badger.Txn, it *badger.Item) error {
 		var seen int64
 		verr := it.Value(func(v []byte) (err error) {
 			seen, err = fileSeen(v)

@@ -52,6 +52,8 @@ type Index struct {
 	dir    string
 	closed atomic.Bool
 
+	memTableSize int64
+
 	// wmu serialises writers of chunk entries, so that "first location
 	// wins" holds between concurrent AddIndexFile calls, and Reset does
 	// not interleave with them.
@@ -97,7 +99,7 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 		_ = lock.Close()
 		return nil, fmt.Errorf("open index cache %s: %w", dir, err)
 	}
-	x := &Index{db: db, lock: lock, dir: dir}
+	x := &Index{db: db, lock: lock, dir: dir, memTableSize: db.Opts().MemTableSize}
 	if err := tightenFiles(dir); err != nil {
 		_ = x.Close()
 		return nil, fmt.Errorf("open index cache: %w", err)

@@ -158,7 +158,8 @@ func TestLargeIndexFileExceedsOneTransaction(t *testing.T) {
 	const n = 50000
 	entries := make([]Entry, n)
 	for i := range entries {
-		entries[i] = testEntry(i, testID('p', i/1000))
+		// 5,000 packs: more than one transaction of pack numbers too.
+		entries[i] = testEntry(i, testID('p', i/10))
 	}
 	if err := x.AddIndexFile(ctx, testID('i', 1), entries); err != nil {
 		t.Fatal(err)
@@ -170,6 +171,39 @@ func TestLargeIndexFileExceedsOneTransaction(t *testing.T) {
 		if loc, ok, err := x.Lookup(ctx, entries[i].ID); err != nil || !ok || loc != entries[i].Location {
 			t.Fatalf("Lookup(%d) = %+v, %v, %v", i, loc, ok, err)
 		}
+	}
+}
+
+func TestDanglingPackNumberIsAnError(t *testing.T) {
+	ctx := context.Background()
+	x := openTest(t, t.TempDir())
+	e := testEntry(1, testID('p', 1))
+	if err := x.AddIndexFile(ctx, testID('i', 1), []Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	// Damage the cache: drop the pack number the entry refers to.
+	if err := x.db.DropPrefix([]byte{prefixPackNum}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := x.Lookup(ctx, e.ID); err == nil || !strings.Contains(err.Error(), "has no pack") {
+		t.Fatalf("Lookup with dangling pack number = %v", err)
+	}
+	if err := x.Each(ctx, func(Entry) error { return nil }); err == nil {
+		t.Fatal("Each with dangling pack number succeeded")
+	}
+	// Has needs no pack and still answers.
+	if ok, err := x.Has(ctx, e.ID); err != nil || !ok {
+		t.Fatalf("Has = %v, %v", ok, err)
+	}
+	// Reset recovers.
+	if err := x.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.AddIndexFile(ctx, testID('i', 1), []Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	if loc, ok, err := x.Lookup(ctx, e.ID); err != nil || !ok || loc != e.Location {
+		t.Fatalf("Lookup after Reset = %+v, %v, %v", loc, ok, err)
 	}
 }
 

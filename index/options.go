@@ -14,8 +14,8 @@ import (
 )
 
 // Options configures Open. Only Dir is required; the memory knobs default to
-// small values that keep a cache of millions of chunks within a few tens of
-// MiB of anonymous memory.
+// small values that keep the anonymous memory of a cache of a million chunks
+// within a few tens of MiB (see BenchmarkLookup1M).
 type Options struct {
 	// Dir is the database directory. It is created with mode 0700, and an
 	// existing one is tightened to 0700: the files cache holds path names.
@@ -24,7 +24,7 @@ type Options struct {
 	// Logger receives badger's own log lines at debug level; nil discards them.
 	Logger *slog.Logger
 
-	// MemTableSize is the size of one badger memtable (default 8 MiB).
+	// MemTableSize is the size of one badger memtable (default 4 MiB).
 	// Two exist at a time: one taking writes, one being flushed.
 	MemTableSize int64
 
@@ -35,7 +35,7 @@ type Options struct {
 	BlockCacheSize int64
 
 	// IndexCacheSize bounds the memory for table indexes and bloom filters
-	// (default 8 MiB). Zero in badger means "keep every table index in memory",
+	// (default 4 MiB). Zero in badger means "keep every table index in memory",
 	// which grows with the number of chunks; a bound keeps RSS flat.
 	IndexCacheSize int64
 }
@@ -78,7 +78,7 @@ const (
 	numCompactors = 2
 
 	// valueLogFileSize bounds a single value (badger rejects larger ones).
-	// Chunk locations are 45 bytes and always inline; only the chunk list of
+	// Chunk locations are 17 bytes and always inline; only the chunk list of
 	// a very large file leaves the LSM tree. 64 MiB allows two million chunks
 	// per file, a 2 TiB file at the 1 MiB average chunk size. Value log files
 	// are mapped lazily, so unused space costs no memory.
