@@ -1,22 +1,30 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dedup-project/dedup/internal/restore"
+	"github.com/dedup-project/dedup/repo"
 	dirtarget "github.com/dedup-project/dedup/targets/dir"
 )
 
 type restoreFlags struct {
-	target     string
-	include    []string
-	force      bool
-	numericIDs bool
-	mode       string
+	target      string
+	include     []string
+	force       bool
+	numericIDs  bool
+	mode        string
+	delete      bool
+	trustMtime  bool
+	since       string
+	deletedList string
 }
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -25,9 +33,20 @@ func (a *app) restoreCommand() *cobra.Command {
 		Use:   "restore SNAPSHOT --target DIR",
 		Short: "Restore a snapshot into a directory",
 		Long: `Restore puts every backed-up absolute path under the target directory:
-/etc/app/x.conf restores to DIR/etc/app/x.conf, and --target / restores in place.`,
+/etc/app/x.conf restores to DIR/etc/app/x.conf, and --target / restores in place.
+
+Modes:
+  full          materialise the snapshot into an empty target (--force for a non-empty one)
+  incremental   bring a target holding an older state up to the snapshot, writing only
+                the chunks that differ (found by hashing the target's files); --delete
+                removes entries the snapshot does not have
+  differential  write only the entries that changed since a base snapshot (default: the
+                snapshot's base full, or --since), and list paths deleted since the base
+                in --deleted-list instead of deleting them`,
 		Example: `  dedupctl restore latest --target /srv/restore
-  dedupctl restore 3f9a1c2e --target / --include /etc/cluster --force`,
+  dedupctl restore 3f9a1c2e --target / --include /etc/cluster --force
+  dedupctl restore latest --target /srv/standby --mode incremental --delete
+  dedupctl restore latest --target /srv/delta --mode differential --deleted-list /srv/delta.deleted`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runRestore(cmd.Context(), args[0], f)
@@ -36,25 +55,108 @@ func (a *app) restoreCommand() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.target, "target", "t", "", "directory to restore into (required)")
 	fl.StringArrayVarP(&f.include, "include", "i", nil, "restore only entries matching this pattern, with their contents (repeatable; '/etc/app', '/etc/*.conf', or a base-name pattern like '*.conf')")
-	fl.BoolVar(&f.force, "force", false, "restore into a non-empty target, replacing entries of the same name")
+	fl.BoolVar(&f.force, "force", false, "full mode: restore into a non-empty target, replacing entries of the same name")
 	fl.BoolVar(&f.numericIDs, "numeric-ids", false, "restore owners by stored UID/GID instead of mapping user and group names")
-	fl.StringVar(&f.mode, "mode", restore.ModeFull, "full")
+	fl.StringVar(&f.mode, "mode", restore.ModeFull, "full, incremental or differential")
+	fl.BoolVar(&f.delete, "delete", false, "incremental mode: remove target entries the snapshot does not have")
+	fl.BoolVar(&f.trustMtime, "trust-mtime", false, "incremental mode: take files with the snapshot's size and mtime as unchanged without hashing them")
+	fl.StringVar(&f.since, "since", "", "differential mode: the base snapshot to compare with (default: the snapshot's base)")
+	fl.StringVar(&f.deletedList, "deleted-list", "", "differential mode: write the paths deleted since the base to this file, one per line")
 	_ = cmd.MarkFlagRequired("target")
 	return cmd
 }
 
+func (f restoreFlags) check() error {
+	switch f.mode {
+	case restore.ModeFull, restore.ModeIncremental, restore.ModeDifferential:
+	default:
+		return fmt.Errorf("unknown restore mode %q (want full, incremental or differential)", f.mode)
+	}
+	if (f.delete || f.trustMtime) && f.mode != restore.ModeIncremental {
+		return errors.New("--delete and --trust-mtime apply to --mode incremental only")
+	}
+	if (f.since != "" || f.deletedList != "") && f.mode != restore.ModeDifferential {
+		return errors.New("--since and --deleted-list apply to --mode differential only")
+	}
+	if f.force && f.mode != restore.ModeFull {
+		return errors.New("--force applies to --mode full only (the other modes expect a non-empty target)")
+	}
+	return nil
+}
+
+// differentialBase resolves what a differential restore compares with.
+func differentialBase(sns []*repo.Snapshot, sn *repo.Snapshot, since string) (*repo.Snapshot, error) {
+	if since != "" {
+		return repo.FindSnapshot(sns, since)
+	}
+	if sn.Base == nil {
+		return nil, fmt.Errorf("snapshot %s is a %s backup with no base: name one with --since", sn.ID.Short(), sn.Level)
+	}
+	for _, b := range sns {
+		if b.ID == *sn.Base {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("base snapshot %s of %s no longer exists: name another with --since", sn.Base.Short(), sn.ID.Short())
+}
+
+// deletedWriter writes one path per line. Names may hold any byte, so a
+// backslash or newline in a path is written as \\ or \n.
+type deletedWriter struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+var pathEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+
+func (d *deletedWriter) add(p string) error {
+	_, err := d.w.WriteString(pathEscaper.Replace(p) + "\n")
+	return err
+}
+
+func (d *deletedWriter) close() error {
+	err := d.w.Flush()
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write deleted list %s: %w", d.f.Name(), err)
+	}
+	return nil
+}
+
 func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error {
-	if f.mode != restore.ModeFull {
-		return fmt.Errorf("unknown restore mode %q", f.mode)
+	if err := f.check(); err != nil {
+		return err
 	}
 	s, err := a.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	sn, err := a.findSnapshot(ctx, s, name)
+	sns, _, err := s.repo.Snapshots(ctx)
 	if err != nil {
 		return err
+	}
+	sn, err := repo.FindSnapshot(sns, name)
+	if err != nil {
+		return err
+	}
+	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete, TrustMtime: f.trustMtime}
+	var dl *deletedWriter
+	if f.mode == restore.ModeDifferential {
+		if opts.Base, err = differentialBase(sns, sn, f.since); err != nil {
+			return err
+		}
+		if f.deletedList != "" {
+			file, err := os.OpenFile(f.deletedList, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return fmt.Errorf("deleted list: %w", err)
+			}
+			dl = &deletedWriter{f: file, w: bufio.NewWriter(file)}
+			defer dl.f.Close()
+			opts.Deleted = dl.add
+		}
 	}
 	target, err := absPath(f.target)
 	if err != nil {
@@ -66,29 +168,62 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 	}
 	defer t.Close()
 	prog := &restore.Progress{}
+	opts.Progress = prog
 	stop := a.startProgress(ctx, restoreReporter(prog))
-	res, err := restore.Run(ctx, s.repo, sn, t, restore.Options{Include: f.include, Force: f.force, Progress: prog})
+	res, err := restore.Run(ctx, s.repo, sn, t, opts)
 	stop()
+	if dl != nil {
+		if cerr := dl.close(); err == nil {
+			err = cerr
+		}
+	}
 	if res != nil {
-		for _, w := range res.Warnings {
-			fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(w.Error()))
-		}
-		for _, d := range res.Damaged {
-			fmt.Fprintf(a.stderr, "damaged: %s: %s\n", d.Path, oneLine(d.Err.Error()))
-		}
-		if a.jsonOut {
-			a.printJSON(map[string]any{
-				"type": "summary", "snapshot": sn.ID.String(), "target": target,
-				"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
-				"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped,
-				"damaged": len(res.Damaged), "warnings": len(res.Warnings),
-			})
-		} else if err == nil || errors.Is(err, restore.ErrDamagedFiles) {
-			a.info("restored %d files (%s) from %s into %s", res.FilesWritten, humanBytes(res.BytesWritten), sn.ID.Short(), target)
-		}
+		a.restoreSummary(sn, opts, target, f.deletedList, res, err)
 	}
 	if errors.Is(err, restore.ErrDamagedFiles) {
 		return fmt.Errorf("%d files could not be restored because their data is damaged (listed above); run `dedupctl verify --read-data`", len(res.Damaged))
 	}
 	return err
+}
+
+func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, deletedList string, res *restore.Result, err error) {
+	for _, w := range res.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(w.Error()))
+	}
+	for _, d := range res.Damaged {
+		fmt.Fprintf(a.stderr, "damaged: %s: %s\n", d.Path, oneLine(d.Err.Error()))
+	}
+	if a.jsonOut {
+		sum := map[string]any{
+			"type": "summary", "mode": opts.Mode, "snapshot": sn.ID.String(), "target": target,
+			"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
+			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped,
+			"meta_updated": res.MetaUpdated, "deleted": res.Deleted,
+			"damaged": len(res.Damaged), "warnings": len(res.Warnings),
+		}
+		if opts.Base != nil {
+			sum["base"] = opts.Base.ID.String()
+		}
+		if deletedList != "" {
+			sum["deleted_list"] = deletedList
+		}
+		a.printJSON(sum)
+		return
+	}
+	if err != nil && !errors.Is(err, restore.ErrDamagedFiles) {
+		return
+	}
+	a.info("%s restore of %s into %s: %d files written (%s), %d files skipped (%s)",
+		opts.Mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten),
+		res.FilesSkipped, humanBytes(res.BytesSkipped))
+	switch opts.Mode {
+	case restore.ModeIncremental:
+		a.info("%d entries had only their metadata updated, %d extra entries removed", res.MetaUpdated, res.Deleted)
+	case restore.ModeDifferential:
+		where := "not listed: use --deleted-list FILE"
+		if deletedList != "" {
+			where = "listed in " + deletedList
+		}
+		a.info("compared with %s; %d paths deleted since then (%s)", opts.Base.ID.Short(), res.Deleted, where)
+	}
 }

@@ -26,6 +26,9 @@ type Reader interface {
 	LoadTree(ctx context.Context, id chunk.ID) (*repo.Tree, error)
 	LoadBlobAt(ctx context.Context, id chunk.ID, loc index.Location, dst []byte) ([]byte, error)
 	Index() repo.Index
+	// BlobID is the keyed chunk hash, used to compare data already in the
+	// target with the snapshot's chunks without reading the repository.
+	BlobID(data []byte) chunk.ID
 }
 
 // Modes.
@@ -37,11 +40,22 @@ const (
 
 // Options tune a restore.
 type Options struct {
+	Mode     string   // ModeFull (default), ModeIncremental or ModeDifferential
 	Include  []string // patterns; an entry is restored if it or an ancestor matches
 	Workers  int
 	Force    bool // full mode: allow a non-empty target
 	Logger   *slog.Logger
 	Progress *Progress
+
+	// Incremental mode.
+	Delete     bool // remove target entries the snapshot does not have
+	TrustMtime bool // a file with the snapshot's size and mtime is taken as equal without hashing
+
+	// Differential mode: Base is the snapshot compared with (required), and
+	// Deleted receives each path present in Base but not in the snapshot;
+	// nothing is deleted from the target.
+	Base    *repo.Snapshot
+	Deleted func(path string) error
 }
 
 // Progress counters for a renderer to poll.
@@ -58,11 +72,19 @@ type Damage struct {
 }
 
 // Result summarises a restore.
+//
+// Files and bytes count regular files only. A file is written when any of
+// its data is written and skipped when its data was already in place (its
+// metadata may still have been updated, counted in MetaUpdated). Bytes
+// written are data bytes actually written; bytes skipped are the rest of
+// the snapshot's file data that was visited.
 type Result struct {
 	FilesWritten int64    `json:"files_written"`
 	FilesSkipped int64    `json:"files_skipped"`
 	BytesWritten int64    `json:"bytes_written"`
 	BytesSkipped int64    `json:"bytes_skipped"`
+	MetaUpdated  int64    `json:"meta_updated"` // entries whose metadata alone was updated
+	Deleted      int64    `json:"deleted"`      // entries removed (incremental) or listed as deleted (differential)
 	Damaged      []Damage `json:"-"`
 	Warnings     []error  `json:"-"`
 }
@@ -82,11 +104,14 @@ type fileState struct {
 	damaged   atomic.Pointer[error]
 }
 
+// job is one chunk to write into a new file, or (sync set) one existing
+// file to compare with the snapshot and bring up to date.
 type job struct {
 	file *fileState
 	off  int64
 	id   chunk.ID
 	loc  index.Location
+	sync *syncFile
 }
 
 type linkJob struct {
@@ -128,7 +153,18 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 			return nil, fmt.Errorf("include pattern %q: %w", p, err)
 		}
 	}
-	if !opts.Force {
+	switch opts.Mode {
+	case "":
+		opts.Mode = ModeFull
+	case ModeFull, ModeIncremental:
+	case ModeDifferential:
+		if opts.Base == nil {
+			return nil, errors.New("differential restore: no base snapshot to compare with")
+		}
+	default:
+		return nil, fmt.Errorf("unknown restore mode %q (want full, incremental or differential)", opts.Mode)
+	}
+	if opts.Mode == ModeFull && !opts.Force {
 		entries, err := t.ReadDir(ctx, nil)
 		if err != nil {
 			return nil, err
@@ -147,6 +183,12 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	}
 	g.Go(func() error {
 		defer close(rs.jobs)
+		switch opts.Mode {
+		case ModeIncremental:
+			return rs.walkSync(gctx, &sn.Tree, nil, "", false)
+		case ModeDifferential:
+			return rs.walkDiff(gctx, opts.Base.Tree, sn.Tree)
+		}
 		return rs.walk(gctx, sn.Tree, nil, "", false)
 	})
 	if err := g.Wait(); err != nil {
@@ -315,20 +357,29 @@ func (rs *restorer) damage(p string, err error) {
 	rs.mu.Unlock()
 }
 
-func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p string) error {
-	locs := make([]index.Location, len(n.Content))
-	var size int64
+// locate looks up where each chunk of n is and the file's size. A chunk
+// the index does not know is reported as damage and gives ok = false.
+func (rs *restorer) locate(ctx context.Context, n *repo.Node, p string) (locs []index.Location, size int64, ok bool, err error) {
+	locs = make([]index.Location, len(n.Content))
 	for i, id := range n.Content {
-		loc, ok, err := rs.r.Index().Lookup(ctx, id)
+		loc, found, err := rs.r.Index().Lookup(ctx, id)
 		if err != nil {
-			return err
+			return nil, 0, false, err
 		}
-		if !ok {
+		if !found {
 			rs.damage(p, &repo.BlobError{ID: id, Err: repo.ErrMissing})
-			return nil
+			return nil, 0, false, nil
 		}
 		locs[i] = loc
 		size += int64(loc.RawLength)
+	}
+	return locs, size, true, nil
+}
+
+func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p string) error {
+	locs, size, ok, err := rs.locate(ctx, n, p)
+	if err != nil || !ok {
+		return err
 	}
 	f, err := rs.t.CreateFile(ctx, c, size)
 	if err != nil {
@@ -376,7 +427,14 @@ func (rs *restorer) commit(ctx context.Context, fs *fileState) error {
 
 func (rs *restorer) worker(ctx context.Context) error {
 	var buf []byte
+	var sc syncScratch
 	for j := range rs.jobs {
+		if j.sync != nil {
+			if err := rs.syncFile(ctx, j.sync, &sc); err != nil {
+				return err
+			}
+			continue
+		}
 		if j.file.damaged.Load() == nil {
 			data, err := rs.r.LoadBlobAt(ctx, j.id, j.loc, buf)
 			switch {
