@@ -103,7 +103,8 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(p), dirMode); err != nil {
+	created, err := s.mkdirs(filepath.Dir(p))
+	if err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
 	if err := os.Link(tmp, p); err != nil {
@@ -112,7 +113,33 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 		}
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	return syncDir(filepath.Dir(p))
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return err
+	}
+	// A directory made for this object is durable only once its own entry
+	// is synced in its parent; otherwise a crash can lose the object with it.
+	for _, d := range created {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirs makes dir and its missing parents below the store root and returns
+// the directories it created, deepest first.
+func (s *Store) mkdirs(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; d != s.dir && len(d) > len(s.dir); d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return nil, err
+	}
+	return missing, nil
 }
 
 func syncDir(dir string) error {

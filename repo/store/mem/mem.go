@@ -122,11 +122,18 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 }
 
 // Corrupt flips one byte of a stored object, for tests of damage handling.
+// It replaces the object's bytes rather than changing them in place, so
+// readers opened before the call see the old bytes and do not race.
 func (s *Store) Corrupt(name string, offset int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.objects[name]
+	o, ok := s.objects[name]
+	if !ok {
+		panic("mem: Corrupt of missing object " + name)
+	}
+	o.data = bytes.Clone(o.data)
 	o.data[offset] ^= 0xff
+	s.objects[name] = o
 }
 
 // Close implements store.Store.
