@@ -26,13 +26,13 @@ var testPassword = []byte("correct horse")
 // a temporary directory. Packs are the smallest allowed, so a few MiB of
 // data spread over several packs.
 type testRepo struct {
-	t     *testing.T
+	t     testing.TB
 	store *mem.Store
 	rp    *repo.Repository
 	idx   *index.Index
 }
 
-func newTestRepo(t *testing.T) *testRepo {
+func newTestRepo(t testing.TB) *testRepo {
 	t.Helper()
 	ctx := context.Background()
 	s := mem.New()
@@ -163,6 +163,9 @@ func sourceTree(t *testing.T) (string, int64) {
 		"data/a.dat":        700 << 10,
 		"data/b.dat":        900 << 10,
 		"empty":             0,
+	}
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		files["etc/conf.d/"+n+".conf"] = 500
 	}
 	var total int64
 	for name, size := range files {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dedup-project/dedup/repo"
+	"github.com/dedup-project/dedup/repo/crypto"
 )
 
 func TestCleanRepository(t *testing.T) {
@@ -276,5 +277,54 @@ func TestEmptyRepository(t *testing.T) {
 		if !rep.OK() || rep.Snapshots != 0 || rep.Packs != 0 {
 			t.Errorf("empty repository: %+v", rep)
 		}
+	}
+}
+
+func TestDamageNamesOnlyTheFilesUsingIt(t *testing.T) {
+	tr := newTestRepo(t)
+	src, _ := sourceTree(t)
+	sn := tr.backup(src)
+	victim := filepath.Join(src, "etc", "conf.d", "c.conf")
+	id := tr.node(sn, victim).Content[0]
+	loc := tr.lookup(id)
+	name := repo.PackName(loc.Pack)
+	others := 0
+	for _, n := range []string{"a", "b", "d", "e"} {
+		if tr.lookup(tr.node(sn, filepath.Join(src, "etc", "conf.d", n+".conf")).Content[0]).Pack == loc.Pack {
+			others++
+		}
+	}
+	if others == 0 {
+		t.Fatal("the small files were not packed together")
+	}
+	tr.store.Corrupt(name, int(loc.Offset)+int(loc.Length)/2)
+	rep := tr.verify(true)
+	dumpProblems(t, rep)
+	p := findProblem(rep, KindDamagedPack, name)
+	if p == nil || !slices.Equal(p.Files, []string{victim}) || !strings.Contains(p.Detail, "1 of ") {
+		t.Fatalf("damaged-pack %+v, want only %s named", p, victim)
+	}
+}
+
+func TestStrayPack(t *testing.T) {
+	tr := newTestRepo(t)
+	src, _ := sourceTree(t)
+	tr.backup(src)
+	junk := []byte("not a pack at all, and not indexed by anything")
+	name := repo.PackName(crypto.StorageID(junk))
+	if err := tr.store.Put(context.Background(), name, junk); err != nil {
+		t.Fatal(err)
+	}
+	// Unindexed packs are what an interrupted or running backup leaves:
+	// no problem for the structure check.
+	if rep := tr.verify(false); !rep.OK() {
+		dumpProblems(t, rep)
+		t.Fatal("structure check reported an unindexed pack")
+	}
+	rep := tr.verify(true)
+	p := findProblem(rep, KindDamagedPack, name)
+	if p == nil || !strings.Contains(p.Detail, "not listed by any index file") || len(p.Files) != 0 || len(rep.Problems) != 1 {
+		dumpProblems(t, rep)
+		t.Fatalf("damaged-pack %+v", p)
 	}
 }
