@@ -1,0 +1,145 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dedup-project/dedup/internal/backup"
+	"github.com/dedup-project/dedup/repo"
+	"github.com/dedup-project/dedup/repo/repotest"
+	dirsource "github.com/dedup-project/dedup/sources/dir"
+)
+
+// meddling wraps the directory source and changes files just before they
+// are opened, as a busy host would.
+type meddling struct {
+	*dirsource.Source
+	beforeOpen func(path string)
+}
+
+func (m meddling) Open(ctx context.Context, path string) (*os.File, error) {
+	m.beforeOpen(path)
+	return m.Source.Open(ctx, path)
+}
+
+func runBackup(t *testing.T, r *repo.Repository, src backup.Source, level string, paths ...string) *backup.Result {
+	t.Helper()
+	res, err := backup.Run(context.Background(), r, src, r.Index().(backup.FilesCache), backup.Options{
+		Source: "test", Paths: paths, Level: level,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func listNames(t *testing.T, r *repo.Repository, sn *repo.Snapshot, dir string) map[string]*repo.Node {
+	t.Helper()
+	ctx := context.Background()
+	tree, err := r.LoadTree(ctx, sn.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
+		n := tree.Find([]byte(c))
+		if n == nil || n.Subtree == nil {
+			t.Fatalf("%s not in snapshot", dir)
+		}
+		if tree, err = r.LoadTree(ctx, *n.Subtree); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]*repo.Node{}
+	for i := range tree.Nodes {
+		out[string(tree.Nodes[i].Name)] = &tree.Nodes[i]
+	}
+	return out
+}
+
+func TestVanishedAndGrowingFiles(t *testing.T) {
+	r, _ := repotest.New(t)
+	dir := t.TempDir()
+	for _, n := range []string{"keep", "vanish", "grow"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("0123456789"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := meddling{Source: dirsource.New(), beforeOpen: func(p string) {
+		switch filepath.Base(p) {
+		case "vanish":
+			os.Remove(p)
+		case "grow":
+			f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			f.Write(bytes.Repeat([]byte("x"), 1000))
+			f.Close()
+		}
+	}}
+	res := runBackup(t, r, src, repo.LevelFull, dir)
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), "vanish") {
+		t.Errorf("errors: %v", res.Errors)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Error(), "grow") {
+		t.Errorf("warnings: %v", res.Warnings)
+	}
+	nodes := listNames(t, r, res.Snapshot, dir)
+	if _, ok := nodes["vanish"]; ok {
+		t.Error("vanished file is in the snapshot")
+	}
+	if n := nodes["grow"]; n == nil || n.Meta.Size != 1010 {
+		t.Errorf("grown file recorded as %+v, want what was read (1010 bytes)", n)
+	}
+	if nodes["keep"] == nil {
+		t.Error("unaffected file missing")
+	}
+}
+
+func TestIncrementalSkipsUnchangedFiles(t *testing.T) {
+	r, _ := repotest.New(t)
+	dir := t.TempDir()
+	for i := 0; i < 50; i++ {
+		os.WriteFile(filepath.Join(dir, "f"+string(rune('a'+i%26))+string(rune('a'+i/26))), bytes.Repeat([]byte{byte(i)}, 1000+i), 0o644)
+	}
+	src := dirsource.New()
+	first := runBackup(t, r, src, repo.LevelFull, dir)
+	opens := src.Opens()
+	if opens != 50 || first.Snapshot.Summary.FilesNew != 50 {
+		t.Fatalf("first backup opened %d files, new=%d", opens, first.Snapshot.Summary.FilesNew)
+	}
+	os.WriteFile(filepath.Join(dir, "faa"), []byte("changed"), 0o644)
+	second := runBackup(t, r, src, repo.LevelIncremental, dir)
+	if got := src.Opens() - opens; got != 1 {
+		t.Errorf("incremental opened %d files, want 1", got)
+	}
+	sm := second.Snapshot.Summary
+	if sm.FilesChanged != 1 || sm.FilesUnchanged != 49 || sm.BytesRead != 7 {
+		t.Errorf("incremental summary: %+v", sm)
+	}
+	opens = src.Opens()
+	third := runBackup(t, r, src, repo.LevelFull, dir)
+	if got := src.Opens() - opens; got != 50 {
+		t.Errorf("full opened %d files, want all 50", got)
+	}
+	if third.Snapshot.Summary.BytesNew != 0 {
+		t.Errorf("full re-read stored %d new bytes of unchanged data", third.Snapshot.Summary.BytesNew)
+	}
+}
+
+func TestNestedAndOverlappingPaths(t *testing.T) {
+	r, _ := repotest.New(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a/b"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a/b/f"), []byte("f"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c"), []byte("c"), 0o644)
+	res := runBackup(t, r, dirsource.New(), repo.LevelFull, filepath.Join(dir, "a"), filepath.Join(dir, "a/b"), filepath.Join(dir, "c"))
+	if len(res.Snapshot.Paths) != 2 {
+		t.Errorf("nested path not folded: %v", res.Snapshot.Paths)
+	}
+	nodes := listNames(t, r, res.Snapshot, dir)
+	if nodes["a"] == nil || nodes["c"] == nil || len(nodes) != 2 {
+		t.Errorf("selection wrong: %v", nodes)
+	}
+}
