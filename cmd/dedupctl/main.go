@@ -89,7 +89,7 @@ func (a *app) rootCommand() *cobra.Command {
 	a.s3.register(f)
 	root.AddCommand(
 		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
-		a.restoreCommand(), a.keyCommand(), a.diffCommand(),
+		a.restoreCommand(), a.keyCommand(), a.diffCommand(), a.statsCommand(), a.verifyCommand(),
 		a.indexCommand(),
 	)
 	return root
