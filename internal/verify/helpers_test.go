@@ -157,7 +157,7 @@ func sourceTree(t *testing.T) (string, int64) {
 	root := filepath.Join(t.TempDir(), "src")
 	rng := rand.New(rand.NewPCG(1, 2))
 	files := map[string]int{
-		"big.bin":           3 << 20,
+		"big.bin":           9 << 20, // over the 8 MiB chunk maximum: at least two chunks
 		"etc/app.conf":      1200,
 		"etc/keys/host.key": 3000,
 		"data/a.dat":        700 << 10,
@@ -205,4 +205,14 @@ func dumpProblems(t *testing.T, rep *Report) {
 			" files=" + strings.Join(p.Files, ",") + " : " + p.Detail)
 	}
 	t.Log("problems:" + b.String())
+}
+
+// findBlobProblem returns the problem of kind about blob id.
+func findBlobProblem(rep *Report, kind string, id chunk.ID) *Problem {
+	for i := range rep.Problems {
+		if p := &rep.Problems[i]; p.Kind == kind && p.Blob == id.String() {
+			return p
+		}
+	}
+	return nil
 }

@@ -142,6 +142,7 @@ func (v *verifier) checkPackList(ctx context.Context) ([]packInfo, error) {
 		if s == nil {
 			// Not indexed yet: a backup still running, or one that was
 			// killed. Nothing refers to it.
+			v.rep.UnindexedPacks++
 			continue
 		}
 		s.seen = true

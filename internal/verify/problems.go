@@ -20,6 +20,7 @@ const (
 	KindDamagedSnapshot = "damaged-snapshot" // a snapshot manifest does not open
 	KindDamagedTree     = "damaged-tree"     // a tree or image map does not load or is inconsistent
 	KindSizeMismatch    = "size-mismatch"    // a file's recorded size differs from its chunks
+	KindDamagedKey      = "damaged-key"      // a key file is not intact
 )
 
 // maxFiles bounds the paths listed per problem: enough to act on, while a

@@ -35,11 +35,15 @@ type Options struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	Snapshots  int `json:"snapshots"`   // manifests that opened
-	Trees      int `json:"trees"`       // trees and image maps loaded
-	Blobs      int `json:"blobs"`       // blobs the index files list
-	Packs      int `json:"packs"`       // pack objects in the store
-	IndexFiles int `json:"index_files"` // index files in the store
+	Snapshots int `json:"snapshots"` // manifests that opened
+	Trees     int `json:"trees"`     // trees and image maps loaded
+	Blobs     int `json:"blobs"`     // blobs the index files list
+	Packs     int `json:"packs"`     // pack objects in the store
+	// UnindexedPacks counts packs no index file lists: uploads of a backup
+	// still running or one that was interrupted. They are not problems;
+	// nothing refers to them, and prune removes them.
+	UnindexedPacks int `json:"unindexed_packs"`
+	IndexFiles     int `json:"index_files"` // index files in the store
 	// References counts the chunk references of files and images checked
 	// against the index.
 	References int64 `json:"references"`
@@ -107,6 +111,9 @@ func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error
 	}
 	v.rep.Snapshots = len(sns)
 	v.prog.addTotal(int64(len(sns)))
+	if err := v.checkKeys(ctx); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 
 	if err := v.checkIndexFiles(ctx); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)

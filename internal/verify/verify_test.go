@@ -76,8 +76,8 @@ func TestFlippedByteInPack(t *testing.T) {
 	if !strings.Contains(p.Detail, "content does not match its name") || !strings.Contains(p.Detail, "1 of ") {
 		t.Errorf("detail %q", p.Detail)
 	}
-	b := findProblem(rep, KindDamagedBlob, name)
-	if b == nil || b.Blob != id.String() || !slices.Equal(b.Files, []string{big}) {
+	b := findBlobProblem(rep, KindDamagedBlob, id)
+	if b == nil || b.Object != name || !slices.Equal(b.Files, []string{big}) {
 		t.Fatalf("damaged-blob problem %+v, want blob %s of %s", b, id.Short(), big)
 	}
 	if len(rep.Problems) != 2 {
@@ -114,8 +114,8 @@ func TestTruncatedPack(t *testing.T) {
 	if !slices.Contains(p.Files, big) {
 		t.Errorf("data check names files %v, want %s", p.Files, big)
 	}
-	b := findProblem(rep, KindDamagedBlob, name)
-	if b == nil || b.Blob != id.String() || !strings.Contains(b.Detail, "beyond the end") {
+	b := findBlobProblem(rep, KindDamagedBlob, id)
+	if b == nil || b.Object != name || !strings.Contains(b.Detail, "beyond the end") {
 		t.Errorf("damaged-blob %+v, want %s beyond the end", b, id.Short())
 	}
 }
@@ -317,14 +317,34 @@ func TestStrayPack(t *testing.T) {
 	}
 	// Unindexed packs are what an interrupted or running backup leaves:
 	// no problem for the structure check.
-	if rep := tr.verify(false); !rep.OK() {
+	if rep := tr.verify(false); !rep.OK() || rep.UnindexedPacks != 1 {
 		dumpProblems(t, rep)
-		t.Fatal("structure check reported an unindexed pack")
+		t.Fatalf("structure check: %d unindexed packs, want 1 and no problem", rep.UnindexedPacks)
 	}
 	rep := tr.verify(true)
 	p := findProblem(rep, KindDamagedPack, name)
 	if p == nil || !strings.Contains(p.Detail, "not listed by any index file") || len(p.Files) != 0 || len(rep.Problems) != 1 {
 		dumpProblems(t, rep)
 		t.Fatalf("damaged-pack %+v", p)
+	}
+}
+
+func TestDamagedKeyFile(t *testing.T) {
+	tr := newTestRepo(t)
+	if _, err := tr.rp.AddKey(context.Background(), []byte("second password"), crypto.TestKDF); err != nil {
+		t.Fatal(err)
+	}
+	keys := tr.objects("keys/")
+	var other string
+	for _, k := range keys {
+		if k != tr.rp.KeyID() {
+			other = k
+		}
+	}
+	tr.store.Corrupt(other, 5)
+	rep := tr.verify(false)
+	if p := findProblem(rep, KindDamagedKey, other); p == nil || len(rep.Problems) != 1 {
+		dumpProblems(t, rep)
+		t.Fatalf("damaged-key %+v", p)
 	}
 }
