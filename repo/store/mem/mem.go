@@ -63,7 +63,7 @@ func (s *Store) Get(ctx context.Context, name string, offset, length int64) (io.
 		offset = int64(len(o.data))
 	}
 	end := int64(len(o.data))
-	if length >= 0 && offset+length < end {
+	if length >= 0 && length < end-offset {
 		end = offset + length
 	}
 	return io.NopCloser(bytes.NewReader(o.data[offset:end])), nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -304,6 +305,9 @@ func (s *Store) Get(ctx context.Context, name string, offset, length int64) (io.
 			return nil, err
 		}
 		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	if length > math.MaxInt64-offset {
+		length = -1 // reaches past any possible end: read to the end
 	}
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
 	switch {
