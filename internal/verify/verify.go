@@ -99,12 +99,15 @@ func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error
 		packs: map[chunk.ID]*packSummary{},
 	}
 	start := time.Now()
-	if _, err := rp.SyncIndex(ctx); err != nil {
-		return nil, fmt.Errorf("verify: update the index cache: %w", err)
-	}
+	// Manifests are listed before the index is synced: a backup writes its
+	// index files before its manifest, so every snapshot seen here has its
+	// blobs in the index files the sync then loads, even while backups run.
 	sns, damaged, err := rp.Snapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if _, err := rp.SyncIndex(ctx); err != nil {
+		return nil, fmt.Errorf("verify: update the index cache: %w", err)
 	}
 	for _, name := range damaged {
 		v.pr.add(KindDamagedSnapshot, name, "", "manifest does not open")

@@ -1,15 +1,19 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/dedup-project/dedup/internal/backup"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/crypto"
+	dirsource "github.com/dedup-project/dedup/sources/dir"
 )
 
 func TestCleanRepository(t *testing.T) {
@@ -346,5 +350,47 @@ func TestDamagedKeyFile(t *testing.T) {
 	if p := findProblem(rep, KindDamagedKey, other); p == nil || len(rep.Problems) != 1 {
 		dumpProblems(t, rep)
 		t.Fatalf("damaged-key %+v", p)
+	}
+}
+
+func TestVerifyDuringBackup(t *testing.T) {
+	tr := newTestRepo(t)
+	src, _ := sourceTree(t)
+	tr.backup(src)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 3 {
+			data := bytes.Repeat([]byte{byte(i)}, 600<<10)
+			if err := os.WriteFile(filepath.Join(src, "data", "a.dat"), data, 0o644); err != nil {
+				done <- err
+				return
+			}
+			if _, err := backup.Run(context.Background(), tr.rp, dirsource.New(), tr.idx, backup.Options{
+				Source: "test", Paths: []string{src}, Host: "testhost", Level: repo.LevelIncremental,
+			}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for runs := 0; ; runs++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep := tr.verify(true); !rep.OK() || rep.Snapshots != 4 {
+				dumpProblems(t, rep)
+				t.Fatalf("after the backups: %d snapshots, %d problems", rep.Snapshots, len(rep.Problems))
+			}
+			t.Logf("%d verify runs during the backups", runs)
+			return
+		default:
+		}
+		if rep := tr.verify(runs%2 == 0); !rep.OK() {
+			dumpProblems(t, rep)
+			t.Fatal("problems reported while a backup was running")
+		}
 	}
 }
