@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -36,7 +38,7 @@ func newProxy(t *testing.T, srv *miniotest.Server) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+	rp := &httputil.ReverseProxy{ErrorLog: log.New(io.Discard, "", 0), Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(target)
 		// The client signed the proxy's host name; keep it so the
 		// signature still matches.
@@ -357,5 +359,34 @@ func TestStorageClassOnPacksOnly(t *testing.T) {
 		if got := string(out.StorageClass); got != want && !(want == "" && got == "STANDARD") {
 			t.Errorf("%s: storage class %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestFailedMultipartIsAborted(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	p := newProxy(t, srv)
+	p.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "2" {
+			s3Error(w, http.StatusInternalServerError, "InternalError")
+			return true
+		}
+		return false
+	})
+	ctx := context.Background()
+	s := openOn(t, srv, Options{Endpoint: p.URL})
+	err := s.Put(ctx, "data/big", make([]byte, 2*testPartSize+1))
+	if err == nil || store.IsPermanent(err) {
+		t.Fatalf("put with a failing part: got %v, want a retryable error", err)
+	}
+	if _, err := s.Stat(ctx, "data/big"); !store.IsNotFound(err) {
+		t.Fatalf("a failed multipart put left an object: %v", err)
+	}
+	out, err := srv.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 0 {
+		t.Fatalf("%d multipart uploads left open", len(out.Uploads))
 	}
 }
