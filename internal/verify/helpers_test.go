@@ -27,19 +27,26 @@ var testPassword = []byte("correct horse")
 // data spread over several packs.
 type testRepo struct {
 	t     testing.TB
-	store *mem.Store
+	s     store.Store
+	store *mem.Store // s, when it is in memory
 	rp    *repo.Repository
 	idx   *index.Index
 }
 
 func newTestRepo(t testing.TB) *testRepo {
 	t.Helper()
-	ctx := context.Background()
 	s := mem.New()
-	if _, err := repo.Init(ctx, s, testPassword, repo.InitOptions{KDF: crypto.TestKDF, PackSize: 1 << 20}); err != nil {
+	tr := newTestRepoIn(t, s)
+	tr.store = s
+	return tr
+}
+
+func newTestRepoIn(t testing.TB, s store.Store) *testRepo {
+	t.Helper()
+	if _, err := repo.Init(context.Background(), s, testPassword, repo.InitOptions{KDF: crypto.TestKDF, PackSize: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	tr := &testRepo{t: t, store: s}
+	tr := &testRepo{t: t, s: s}
 	tr.rp, tr.idx = tr.open(t.TempDir())
 	return tr
 }
@@ -48,7 +55,7 @@ func newTestRepo(t testing.TB) *testRepo {
 func (tr *testRepo) open(dir string) (*repo.Repository, *index.Index) {
 	tr.t.Helper()
 	ctx := context.Background()
-	rp, err := repo.Open(ctx, tr.store, testPassword, repo.Options{})
+	rp, err := repo.Open(ctx, tr.s, testPassword, repo.Options{})
 	if err != nil {
 		tr.t.Fatal(err)
 	}
@@ -125,14 +132,14 @@ func (tr *testRepo) lookup(id chunk.ID) index.Location {
 func (tr *testRepo) truncate(name string, size int) {
 	tr.t.Helper()
 	ctx := context.Background()
-	data, err := store.ReadAll(ctx, tr.store, name)
+	data, err := store.ReadAll(ctx, tr.s, name)
 	if err != nil {
 		tr.t.Fatal(err)
 	}
-	if err := tr.store.Delete(ctx, name); err != nil {
+	if err := tr.s.Delete(ctx, name); err != nil {
 		tr.t.Fatal(err)
 	}
-	if err := tr.store.Put(ctx, name, data[:size]); err != nil {
+	if err := tr.s.Put(ctx, name, data[:size]); err != nil {
 		tr.t.Fatal(err)
 	}
 }
@@ -140,7 +147,7 @@ func (tr *testRepo) truncate(name string, size int) {
 func (tr *testRepo) objects(prefix string) []string {
 	tr.t.Helper()
 	var names []string
-	if err := tr.store.List(context.Background(), prefix, func(fi store.Info) error {
+	if err := tr.s.List(context.Background(), prefix, func(fi store.Info) error {
 		names = append(names, fi.Name)
 		return nil
 	}); err != nil {
