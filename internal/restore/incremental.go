@@ -193,6 +193,9 @@ func (rs *restorer) syncFile(ctx context.Context, sf *syncFile, sc *syncScratch)
 	if err != nil {
 		return err
 	}
+	if f == nil {
+		return rs.rewrite(ctx, sf, m, sc)
+	}
 	differ, err := rs.compare(f, sf, sc)
 	if err != nil {
 		f.Close()
@@ -247,6 +250,10 @@ func (rs *restorer) openExisting(ctx context.Context, sf *syncFile) (*os.File, b
 		}
 	}
 	f, err := rs.t.OpenRead(ctx, sf.comps)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		// Unreadable to this user: it cannot be compared, only replaced.
+		return nil, false, nil
+	}
 	return f, false, err
 }
 
