@@ -1,0 +1,25 @@
+// Package libvirt drives libvirt through the virsh client for domain
+// backups and restores, and names the libvirt-host profile.
+//
+// Backup of a running domain (WithStableDisks):
+//
+//  1. virsh domstate and dumpxml --inactive: the state and the persistent
+//     definition that a restore defines again; dumpxml of the running
+//     definition names the disks actually in use.
+//  2. virsh snapshot-create-as --disk-only --atomic --no-metadata, with
+//     --quiesce when the guest agent answers guest-ping (configurable):
+//     the guest now writes to new qcow2 overlays and the original images
+//     hold still.
+//  3. The caller backs up the original images.
+//  4. virsh blockcommit --active --pivot for every disk, even when step 3
+//     failed or was cancelled, then the overlays are removed. A merge that
+//     fails is reported with the command that finishes it.
+//
+// A domain that is shut off is backed up without a snapshot.
+//
+// Restore (RewriteDefinition) edits the stored XML in place, byte ranges
+// only, so everything not touched survives exactly: disk sources point at
+// the restored images, and with a new name the UUID and MAC addresses are
+// dropped so libvirt assigns fresh ones and the copy can sit beside the
+// original. virsh define then registers it without starting it.
+package libvirt

@@ -1,0 +1,80 @@
+package libvirt
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+)
+
+// Disk is one disk of a domain that is backed up as an image.
+type Disk struct {
+	Target string // guest device name, such as "vda"; names the image in the snapshot
+	Source string // image file or block device on the host
+	Format string // driver type, such as "qcow2" or "raw"
+	Type   string // "file" or "block"
+}
+
+// domainXML is the part of a libvirt domain definition read here.
+type domainXML struct {
+	Name    string `xml:"name"`
+	Devices struct {
+		Disks []struct {
+			Type   string `xml:"type,attr"`
+			Device string `xml:"device,attr"`
+			Driver struct {
+				Type string `xml:"type,attr"`
+			} `xml:"driver"`
+			Source struct {
+				File     string `xml:"file,attr"`
+				Dev      string `xml:"dev,attr"`
+				Protocol string `xml:"protocol,attr"`
+			} `xml:"source"`
+			Target struct {
+				Dev string `xml:"dev,attr"`
+			} `xml:"target"`
+		} `xml:"disk"`
+	} `xml:"devices"`
+}
+
+// ParseDisks returns the domain's name and the disks to back up: every
+// device="disk" backed by a file or block device. CD-ROMs, floppies and
+// empty drives are returned in skipped by target name. A disk that cannot
+// be read as an image (a network or pool volume disk) is an error, so a
+// backup never leaves out a disk silently.
+func ParseDisks(def []byte) (name string, disks []Disk, skipped []string, err error) {
+	var d domainXML
+	if err := xml.NewDecoder(bytes.NewReader(def)).Decode(&d); err != nil {
+		return "", nil, nil, fmt.Errorf("parse domain XML: %w", err)
+	}
+	if d.Name == "" {
+		return "", nil, nil, fmt.Errorf("parse domain XML: no domain name")
+	}
+	seen := map[string]bool{}
+	for _, x := range d.Devices.Disks {
+		dev := x.Target.Dev
+		if dev == "" {
+			return "", nil, nil, fmt.Errorf("domain %s: a disk has no target device", d.Name)
+		}
+		if seen[dev] {
+			return "", nil, nil, fmt.Errorf("domain %s: two disks with target %s", d.Name, dev)
+		}
+		seen[dev] = true
+		if x.Device != "" && x.Device != "disk" {
+			skipped = append(skipped, dev)
+			continue
+		}
+		src := x.Source.File
+		if x.Type == "block" {
+			src = x.Source.Dev
+		}
+		switch {
+		case x.Type != "file" && x.Type != "block":
+			return "", nil, nil, fmt.Errorf("domain %s: disk %s is of type %q; only file and block disks can be backed up", d.Name, dev, x.Type)
+		case src == "":
+			skipped = append(skipped, dev)
+			continue
+		}
+		disks = append(disks, Disk{Target: dev, Source: src, Format: x.Driver.Type, Type: x.Type})
+	}
+	return d.Name, disks, skipped, nil
+}

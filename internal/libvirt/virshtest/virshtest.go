@@ -1,0 +1,125 @@
+// Package virshtest installs a scripted stand-in for virsh in tests: a
+// shell script that logs each invocation's arguments and answers with
+// canned output, so the command sequence of a domain backup or restore
+// can be checked without libvirt.
+package virshtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// script answers the virsh commands dedup uses. Its behaviour comes from
+// the environment the test sets: VIRSH_DIR holds the log, the domain XML
+// and the state; files named fail-COMMAND make that command fail.
+const script = `#!/bin/sh
+d="$VIRSH_DIR"
+if [ "$1" = "-c" ]; then shift 2; fi
+printf '%s\n' "$*" >> "$d/log"
+cmd="$1"; shift
+if [ -e "$d/fail-$cmd" ]; then
+	echo "error: $cmd failed: $(cat "$d/fail-$cmd")" >&2
+	exit 1
+fi
+known() {
+	[ "$1" = "$(cat "$d/name")" ] && return 0
+	echo "error: failed to get domain '$1'" >&2
+	exit 1
+}
+case "$cmd" in
+domstate)
+	known "$1"; cat "$d/state" ;;
+dumpxml)
+	[ "$1" = "--inactive" ] && shift
+	known "$1"; cat "$d/domain.xml" ;;
+qemu-agent-command)
+	known "$1"
+	if [ -e "$d/agent" ]; then echo '{"return":{}}'; else echo "error: Guest agent is not responding" >&2; exit 1; fi ;;
+snapshot-create-as)
+	for a in "$@"; do
+		case "$a" in *file=*) : > "${a#*file=}" ;; esac
+	done
+	echo "Domain snapshot created" ;;
+blockcommit)
+	echo "Successfully pivoted" ;;
+define)
+	cp "$1" "$d/defined.xml"
+	echo "Domain defined from $1" ;;
+*)
+	echo "error: unknown command $cmd" >&2; exit 1 ;;
+esac
+`
+
+// StandIn is an installed virsh stand-in.
+type StandIn struct {
+	Dir string // holds the script (as "virsh"), its log and its answers
+}
+
+// Install writes the stand-in into a new directory for a domain named
+// name with definition xml in state (such as "running" or "shut off").
+// Put Dir first in PATH and VIRSH_DIR=Dir in the environment (Env).
+func Install(t testing.TB, name, state string, xml []byte) *StandIn {
+	t.Helper()
+	s := &StandIn{Dir: t.TempDir()}
+	s.write(t, "virsh", []byte(script), 0o755)
+	s.write(t, "name", []byte(name), 0o644)
+	s.write(t, "state", []byte(state+"\n"), 0o644)
+	s.write(t, "domain.xml", xml, 0o644)
+	return s
+}
+
+func (s *StandIn) write(t testing.TB, name string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.Dir, name), data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Env is the environment that makes the stand-in the virsh found in PATH.
+func (s *StandIn) Env() []string {
+	return []string{"PATH=" + s.Dir + ":" + os.Getenv("PATH"), "VIRSH_DIR=" + s.Dir}
+}
+
+// Setenv applies Env to the test process.
+func (s *StandIn) Setenv(t *testing.T) {
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+// AgentAnswers makes the guest agent answer pings.
+func (s *StandIn) AgentAnswers(t testing.TB) { s.write(t, "agent", nil, 0o644) }
+
+// Fail makes a virsh command fail with msg.
+func (s *StandIn) Fail(t testing.TB, command, msg string) {
+	s.write(t, "fail-"+command, []byte(msg), 0o644)
+}
+
+// Calls returns the argument lists virsh was called with, one per line.
+func (s *StandIn) Calls(t testing.TB) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(s.Dir, "log"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+}
+
+// Defined returns the XML last passed to virsh define, or nil.
+func (s *StandIn) Defined(t testing.TB) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(s.Dir, "defined.xml"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
