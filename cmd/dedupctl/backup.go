@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -21,17 +22,47 @@ type backupFlags struct {
 	level   string
 	host    string
 	uploads int
+
+	images     []string
+	domain     string
+	quiesce    string
+	overlayDir string
+	libvirtURI string
+	profile    string
 }
 
 func (a *app) backupCommand() *cobra.Command {
 	var f backupFlags
 	cmd := &cobra.Command{
 		Use:   "backup [flags] PATH...",
-		Short: "Back up directories and files into a new snapshot",
+		Short: "Back up directories and files, disk images or libvirt domains into a new snapshot",
 		Example: `  dedupctl backup /etc/cluster /opt/agent/conf
-  dedupctl backup --source etc --level full --tag weekly /etc`,
-		Args: cobra.MinimumNArgs(1),
+  dedupctl backup --source etc --level full --tag weekly /etc
+  dedupctl backup --profile libvirt-host
+  dedupctl backup --image /var/lib/libvirt/images/db.qcow2
+  dedupctl backup --domain db01 --quiesce always`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(f.images) > 0 && f.domain != "":
+				return errors.New("give --image or --domain, not both")
+			case (len(f.images) > 0 || f.domain != "") && (len(args) > 0 || f.profile != ""):
+				return errors.New("image and domain backups take no directory paths or --profile")
+			case len(f.images) > 0:
+				return a.runImageBackup(cmd.Context(), f)
+			case f.domain != "":
+				return a.runDomainBackup(cmd.Context(), f)
+			case f.profile != "":
+				paths, err := a.expandProfile(f.profile)
+				if err != nil {
+					return err
+				}
+				if f.source == "" {
+					f.source = backupHost(f) + ":" + f.profile
+				}
+				return a.runBackup(cmd.Context(), f, append(paths, args...))
+			case len(args) == 0:
+				return errors.New("nothing to back up: give paths, --profile, --image or --domain")
+			}
 			return a.runBackup(cmd.Context(), f, args)
 		},
 	}
@@ -41,6 +72,12 @@ func (a *app) backupCommand() *cobra.Command {
 	fl.StringVar(&f.level, "level", repo.LevelIncremental, "full, incremental or differential")
 	fl.StringVar(&f.host, "host", "", "host name recorded in the snapshot (default: this host)")
 	fl.IntVar(&f.uploads, "uploads", 0, "packs uploaded at once (default 2 for a directory, 8 for S3)")
+	fl.StringArrayVar(&f.images, "image", nil, "back up this qcow2 or raw image file or block device (repeatable)")
+	fl.StringVar(&f.domain, "domain", "", "back up this libvirt domain: its definition and every disk")
+	fl.StringVar(&f.quiesce, "quiesce", "auto", "domain backups: freeze guest file systems via the guest agent: auto (when it answers), always or never")
+	fl.StringVar(&f.overlayDir, "overlay-dir", "", "domain backups: directory for the temporary snapshot overlays (default: beside each disk)")
+	fl.StringVar(&f.libvirtURI, "libvirt-uri", "", "libvirt connection URI (default: libvirt's default)")
+	fl.StringVar(&f.profile, "profile", "", "back up the paths of a host profile: libvirt-host")
 	return cmd
 }
 

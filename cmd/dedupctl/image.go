@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dedup-project/dedup/internal/imagebackup"
+	"github.com/dedup-project/dedup/internal/imagerestore"
+	"github.com/dedup-project/dedup/internal/libvirt"
+	"github.com/dedup-project/dedup/repo"
+)
+
+// domainXMLName is the file holding a domain's definition in a domain
+// snapshot.
+const domainXMLName = "domain.xml"
+
+// expandProfile turns a named profile into the paths this host has,
+// noting the ones it lacks.
+func (a *app) expandProfile(name string) ([]string, error) {
+	if name != libvirt.HostProfile {
+		return nil, fmt.Errorf("unknown profile %q (known: %s)", name, libvirt.HostProfile)
+	}
+	var paths []string
+	for _, p := range libvirt.HostPaths() {
+		if _, err := os.Lstat(p); err != nil {
+			a.info("profile %s: %s not present, skipped", name, p)
+			continue
+		}
+		paths = append(paths, p)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("profile %s: none of its paths exist on this host", name)
+	}
+	return paths, nil
+}
+
+func (a *app) runImageBackup(ctx context.Context, f backupFlags) error {
+	in, err := imagebackup.Inputs(f.images)
+	if err != nil {
+		return err
+	}
+	var paths []string
+	for _, i := range in {
+		paths = append(paths, i.Path)
+	}
+	source := f.source
+	host := backupHost(f)
+	if source == "" {
+		source = defaultSource(host, paths)
+	}
+	return a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindImage})
+}
+
+func (a *app) runDomainBackup(ctx context.Context, f backupFlags) error {
+	v := &libvirt.Virsh{URI: f.libvirtURI}
+	if err := v.Available(); err != nil {
+		return err
+	}
+	source := f.source
+	if source == "" {
+		source = backupHost(f) + ":domain:" + f.domain
+	}
+	return v.WithStableDisks(ctx, f.domain, libvirt.SnapshotOptions{Quiesce: f.quiesce, OverlayDir: f.overlayDir},
+		func(ctx context.Context, d *libvirt.Domain) error {
+			if d.Running {
+				a.info("domain %s is running: disks snapshotted (quiesced: %v), overlays merge back afterwards", d.Name, d.Quiesced)
+			}
+			for _, dev := range d.Skipped {
+				a.info("domain %s: %s is not a disk image (CD-ROM, floppy or empty), skipped", d.Name, dev)
+			}
+			var in []imagebackup.Input
+			var paths []string
+			for _, disk := range d.Disks {
+				in = append(in, imagebackup.Input{Name: disk.Target, Path: disk.Source})
+				paths = append(paths, disk.Source)
+			}
+			return a.imageBackup(ctx, f, source, in, imagebackup.Options{
+				Kind: imagebackup.KindDomain, Paths: paths,
+				Files: []imagebackup.File{{Name: domainXMLName, Data: d.XML, Mode: 0o600}},
+			})
+		})
+}
+
+func backupHost(f backupFlags) string {
+	if f.host != "" {
+		return f.host
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// imageBackup runs an image or domain backup and prints the summary line
+// a directory backup prints.
+func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in []imagebackup.Input, opts imagebackup.Options) error {
+	if f.level != repo.LevelFull && f.level != repo.LevelIncremental && f.level != repo.LevelDifferential {
+		return fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
+	}
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sns, _, err := s.repo.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	level, parent, base, err := chooseParent(sns, source, f.level)
+	if err != nil {
+		return err
+	}
+	if level != f.level {
+		a.info("no snapshot of source %q to compare with: running a full backup", source)
+	}
+	uploads := f.uploads
+	if uploads == 0 && strings.HasPrefix(a.repoURL, "s3://") {
+		uploads = 8
+	}
+	prog := &imagebackup.Progress{}
+	opts.Source, opts.Host, opts.Tags, opts.Level = source, backupHost(f), f.tags, level
+	opts.Parent, opts.Base, opts.Uploaders, opts.Progress, opts.Now = parent, base, uploads, prog, time.Now
+	stop := a.startProgress(ctx, func() progressReport {
+		return progressReport{Op: "backup", Files: prog.ImagesDone.Load(), Bytes: prog.BytesDone.Load(), BytesTotal: prog.BytesTotal.Load()}
+	})
+	res, err := imagebackup.Run(ctx, s.repo, in, opts)
+	stop()
+	if err != nil {
+		return err
+	}
+	sn := res.Snapshot
+	for _, st := range res.Images {
+		a.info("%s: %s %s of %s virtual: read %s (%s holes skipped, %s zero), %s unchanged, %s already stored, %s new",
+			st.Name, st.Status, st.Info.Format, humanBytes(st.Info.VirtualSize), humanBytes(st.BytesRead),
+			humanBytes(st.BytesHole), humanBytes(st.BytesZero), humanBytes(st.BytesUnchanged),
+			humanBytes(st.BytesKnown), humanBytes(st.BytesNew))
+	}
+	if a.jsonOut {
+		a.printJSON(backupSummary(sn))
+		return nil
+	}
+	sm := sn.Summary
+	fmt.Fprintf(a.stderr, "%s %s backup of %s: %d new, %d changed, %d unchanged images; read %s, stored %s new in %.1fs\n",
+		level, sn.Kind, source, sm.FilesNew, sm.FilesChanged, sm.FilesUnchanged,
+		humanBytes(sm.BytesRead), humanBytes(sm.BytesStored), sm.DurationS)
+	fmt.Fprintln(a.stdout, sn.ID.String())
+	return nil
+}
+
+// imageRestoreFlags are the restore flags for image and domain snapshots.
+type imageRestoreFlags struct {
+	target  string // --image-target
+	format  string
+	mode    string
+	from    string
+	force   bool
+	domain  bool
+	rename  string
+	diskDir string
+	uri     string
+}
+
+func (f imageRestoreFlags) check() error {
+	switch f.mode {
+	case imagerestore.ModeFull, imagerestore.ModeIncremental:
+	default:
+		return fmt.Errorf("image restores take --mode full or incremental, not %q", f.mode)
+	}
+	if f.format != imagerestore.FormatRaw && f.format != imagerestore.FormatQcow2 {
+		return fmt.Errorf("unknown image format %q (want raw or qcow2)", f.format)
+	}
+	if f.from != "" && f.mode != imagerestore.ModeIncremental {
+		return errors.New("--from applies to --mode incremental only")
+	}
+	if f.domain {
+		if f.diskDir == "" {
+			return errors.New("--domain needs --disk-dir: the directory for the restored disks")
+		}
+		if f.target != "" || f.mode != imagerestore.ModeFull {
+			return errors.New("--domain restores new disks in --disk-dir: it takes no --image-target or --mode")
+		}
+	} else if f.rename != "" || f.diskDir != "" {
+		return errors.New("--rename and --disk-dir apply to --domain only")
+	}
+	return nil
+}
+
+func (a *app) runImageRestore(ctx context.Context, name string, f imageRestoreFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	var v *libvirt.Virsh
+	if f.domain {
+		// Say so before restoring gigabytes that could not be defined.
+		v = &libvirt.Virsh{URI: f.uri}
+		if err := v.Available(); err != nil {
+			return err
+		}
+	}
+	s, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sns, _, err := s.repo.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	sn, err := repo.FindSnapshot(sns, name)
+	if err != nil {
+		return err
+	}
+	nodes, err := imagerestore.Images(ctx, s.repo, sn)
+	if err != nil {
+		return err
+	}
+	var from *repo.Snapshot
+	if f.from != "" {
+		if from, err = repo.FindSnapshot(sns, f.from); err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+	}
+	if f.domain {
+		return a.restoreDomain(ctx, s, v, sn, nodes, f)
+	}
+	target, err := absPath(f.target)
+	if err != nil {
+		return err
+	}
+	// One image restores to the named file or device; several go into the
+	// named directory under their names.
+	dests := map[string]string{}
+	if len(nodes) == 1 {
+		dests[string(nodes[0].Name)] = target
+	} else {
+		st, err := os.Stat(target)
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("snapshot %s holds %d images: --image-target must be an existing directory", sn.ID.Short(), len(nodes))
+		}
+		for _, n := range nodes {
+			dests[string(n.Name)] = filepath.Join(target, string(n.Name))
+		}
+	}
+	prog := &imagerestore.Progress{}
+	stop := a.startProgress(ctx, func() progressReport {
+		return progressReport{Op: "restore", Bytes: prog.BytesDone.Load(), BytesTotal: prog.BytesTotal.Load()}
+	})
+	var total imagerestore.Result
+	for _, n := range nodes {
+		opts := imagerestore.PathOptions{Mode: f.mode, Format: f.format, Force: f.force, Progress: prog}
+		if from != nil {
+			if opts.From, err = imagerestore.FindImage(ctx, s.repo, from, string(n.Name)); err != nil {
+				break
+			}
+			if opts.From == nil {
+				err = fmt.Errorf("--from snapshot %s has no image %s", from.ID.Short(), n.Name)
+				break
+			}
+		}
+		var res imagerestore.Result
+		if res, err = imagerestore.ToPath(ctx, s.repo, n.Image, dests[string(n.Name)], opts); err != nil {
+			break
+		}
+		total.Add(res)
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	a.imageRestoreSummary(sn, f.mode, from, target, total)
+	return nil
+}
+
+func (a *app) imageRestoreSummary(sn *repo.Snapshot, mode string, from *repo.Snapshot, target string, res imagerestore.Result) {
+	if a.jsonOut {
+		sum := map[string]any{
+			"type": "summary", "mode": mode, "snapshot": sn.ID.String(), "target": target,
+			"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
+			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped, "bytes_zeroed": res.BytesZeroed,
+		}
+		if from != nil {
+			sum["from"] = from.ID.String()
+		}
+		a.printJSON(sum)
+		return
+	}
+	a.info("%s restore of %s into %s: %d images written (%s), %d images skipped, %s already in place, %s cleared",
+		mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten), res.FilesSkipped,
+		humanBytes(res.BytesSkipped), humanBytes(res.BytesZeroed))
+}
+
+// restoreDomain restores every disk of a domain snapshot into the disk
+// directory and defines the domain from the stored XML, left shut off.
+func (a *app) restoreDomain(ctx context.Context, s *session, v *libvirt.Virsh, sn *repo.Snapshot, nodes []repo.Node, f imageRestoreFlags) error {
+	def, err := imagerestore.ReadFile(ctx, s.repo, sn, domainXMLName)
+	if err != nil {
+		return fmt.Errorf("snapshot %s is not a domain snapshot: %w", sn.ID.Short(), err)
+	}
+	oldName, disks, _, err := libvirt.ParseDisks(def)
+	if err != nil {
+		return err
+	}
+	name := oldName
+	if f.rename != "" {
+		name = f.rename
+	}
+	if err := repo.ValidName([]byte(name)); err != nil {
+		return fmt.Errorf("domain name: %w", err)
+	}
+	exists, err := v.Exists(ctx, name)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return fmt.Errorf("a domain named %s is already defined: restore beside it with --rename NEW", name)
+	}
+	dir, err := absPath(f.diskDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("disk directory: %w", err)
+	}
+	byDev := map[string]*repo.ImageRef{}
+	for _, n := range nodes {
+		byDev[string(n.Name)] = n.Image
+	}
+	rw := libvirt.Rewrite{Disks: map[string]libvirt.NewDisk{}, Beside: name != oldName}
+	if name != oldName {
+		rw.Name = name
+	}
+	sort.Slice(disks, func(i, j int) bool { return disks[i].Target < disks[j].Target })
+	prog := &imagerestore.Progress{}
+	stop := a.startProgress(ctx, func() progressReport {
+		return progressReport{Op: "restore", Bytes: prog.BytesDone.Load(), BytesTotal: prog.BytesTotal.Load()}
+	})
+	var total imagerestore.Result
+	for _, d := range disks {
+		ref := byDev[d.Target]
+		if ref == nil {
+			err = fmt.Errorf("snapshot %s has no image for disk %s of domain %s", sn.ID.Short(), d.Target, oldName)
+			break
+		}
+		path := filepath.Join(dir, name+"-"+d.Target+"."+f.format)
+		var res imagerestore.Result
+		res, err = imagerestore.ToPath(ctx, s.repo, ref, path, imagerestore.PathOptions{Format: f.format, Force: f.force, Progress: prog})
+		if err != nil {
+			break
+		}
+		total.Add(res)
+		rw.Disks[d.Target] = libvirt.NewDisk{Path: path, Format: f.format}
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	out, err := libvirt.RewriteDefinition(def, rw)
+	if err != nil {
+		return err
+	}
+	xmlPath := filepath.Join(dir, name+".xml")
+	if err := os.WriteFile(xmlPath, out, 0o600); err != nil {
+		return fmt.Errorf("write domain definition: %w", err)
+	}
+	if err := v.Define(ctx, xmlPath); err != nil {
+		return fmt.Errorf("disks restored in %s, but defining the domain failed (definition in %s): %w", dir, xmlPath, err)
+	}
+	a.info("domain %s defined from snapshot %s (left shut off); disks in %s", name, sn.ID.Short(), dir)
+	a.imageRestoreSummary(sn, imagerestore.ModeFull, nil, dir, total)
+	return nil
+}
