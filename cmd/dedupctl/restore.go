@@ -25,6 +25,13 @@ type restoreFlags struct {
 	trustMtime  bool
 	since       string
 	deletedList string
+
+	imageTarget string
+	format      string
+	from        string
+	domain      bool
+	rename      string
+	diskDir     string
 }
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -62,7 +69,12 @@ Modes:
 	fl.BoolVar(&f.trustMtime, "trust-mtime", false, "incremental mode: take files with the snapshot's size and mtime as unchanged without hashing them")
 	fl.StringVar(&f.since, "since", "", "differential mode: the base snapshot to compare with (default: the snapshot's base)")
 	fl.StringVar(&f.deletedList, "deleted-list", "", "differential mode: write the paths deleted since the base to this file, one per line")
-	_ = cmd.MarkFlagRequired("target")
+	fl.StringVar(&f.imageTarget, "image-target", "", "image snapshots: raw file or block device to restore to (a directory for several images)")
+	fl.StringVar(&f.format, "format", "raw", "image snapshots: raw, or qcow2 (full mode; converted with qemu-img)")
+	fl.StringVar(&f.from, "from", "", "image snapshots, incremental mode: a snapshot the target is known to hold; maps are compared instead of reading the target")
+	fl.BoolVar(&f.domain, "domain", false, "domain snapshots: restore the disks into --disk-dir and define the domain (left shut off)")
+	fl.StringVar(&f.rename, "rename", "", "domain snapshots: define the restored domain under this name, with new UUID and MAC addresses")
+	fl.StringVar(&f.diskDir, "disk-dir", "", "domain snapshots: directory for the restored disks")
 	return cmd
 }
 
@@ -126,6 +138,16 @@ func (d *deletedWriter) close() error {
 }
 
 func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error {
+	if f.imageTarget != "" || f.domain {
+		if f.target != "" {
+			return errors.New("give --target for directory snapshots, or --image-target/--domain for image snapshots, not both")
+		}
+		return a.runImageRestore(ctx, name, imageRestoreFlags{target: f.imageTarget, format: f.format, mode: f.mode,
+			from: f.from, force: f.force, domain: f.domain, rename: f.rename, diskDir: f.diskDir})
+	}
+	if f.target == "" {
+		return errors.New("no restore target: give --target DIR (or --image-target/--domain for image snapshots)")
+	}
 	if err := f.check(); err != nil {
 		return err
 	}

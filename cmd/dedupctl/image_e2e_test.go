@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dedup-project/dedup/internal/libvirt/virshtest"
+)
+
+func needQemu(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"qemu-img", "qemu-io"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+func tool(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+func qemuRaw(t *testing.T, img string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ref.raw")
+	tool(t, "qemu-img", "convert", "-O", "raw", img, out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func noise(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+type backupJSON struct {
+	ID             string `json:"id"`
+	Level          string `json:"level"`
+	FilesNew       int64  `json:"files_new"`
+	FilesChanged   int64  `json:"files_changed"`
+	FilesUnchanged int64  `json:"files_unchanged"`
+	BytesRead      int64  `json:"bytes_read"`
+	BytesLogical   int64  `json:"bytes_logical"`
+	BytesNew       int64  `json:"bytes_new"`
+}
+
+type restoreJSON struct {
+	FilesWritten int64 `json:"files_written"`
+	FilesSkipped int64 `json:"files_skipped"`
+	BytesWritten int64 `json:"bytes_written"`
+	BytesSkipped int64 `json:"bytes_skipped"`
+}
+
+func TestImageBackupAndRestore(t *testing.T) {
+	needQemu(t)
+	e := newEnv(t)
+	e.ok("init")
+	img := filepath.Join(e.dir, "vm.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "256M")
+	// A raw file of distinct data written into the image, so its blocks
+	// do not deduplicate against each other.
+	data := filepath.Join(e.dir, "data")
+	os.WriteFile(data, noise(16<<20, 1), 0o600)
+	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x41 100M 3M", img)
+	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -s "+data+" 0 16M", img)
+
+	var b1 backupJSON
+	lastJSON(t, e.ok("backup", "--json", "--image", img).stdout, &b1)
+	if b1.FilesNew != 1 || b1.BytesLogical != 256<<20 || b1.BytesRead < 19<<20 || b1.BytesRead > 24<<20 {
+		t.Fatalf("first backup %+v", b1)
+	}
+	want := qemuRaw(t, img)
+	out := filepath.Join(e.dir, "out.raw")
+	var r1 restoreJSON
+	lastJSON(t, e.ok("restore", b1.ID, "--json", "--image-target", out).stdout, &r1)
+	if !bytes.Equal(mustRead(t, out), want) || r1.FilesWritten != 1 {
+		t.Fatalf("raw restore differs from qemu's rendering (%+v)", r1)
+	}
+	qc := filepath.Join(e.dir, "out.qcow2")
+	e.ok("restore", b1.ID, "--image-target", qc, "--format", "qcow2")
+	tool(t, "qemu-img", "check", "-q", qc)
+	tool(t, "qemu-img", "compare", "-q", qc, img)
+	e.fails(1, "exists", "restore", b1.ID, "--image-target", qc, "--format", "qcow2")
+
+	// Rewrite 1 MiB (2 blocks): the next backup stores about that much,
+	// and an incremental restore writes about that much.
+	fresh := filepath.Join(e.dir, "fresh")
+	os.WriteFile(fresh, noise(1<<20, 3), 0o600)
+	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -s "+fresh+" 5M 1M", img)
+	var b2 backupJSON
+	lastJSON(t, e.ok("backup", "--json", "--image", img).stdout, &b2)
+	if b2.Level != "incremental" || b2.FilesChanged != 1 || b2.BytesNew < 1<<20 || b2.BytesNew > 1<<20+64<<10 {
+		t.Fatalf("second backup %+v", b2)
+	}
+	want2 := qemuRaw(t, img)
+	for _, args := range [][]string{nil, {"--from", b1.ID}} {
+		os.Remove(out)
+		e.ok("restore", b1.ID, "--image-target", out)
+		var r2 restoreJSON
+		lastJSON(t, e.ok(append([]string{"restore", b2.ID, "--json", "--image-target", out, "--mode", "incremental"}, args...)...).stdout, &r2)
+		if !bytes.Equal(mustRead(t, out), want2) {
+			t.Fatalf("incremental restore %v differs", args)
+		}
+		if r2.BytesWritten != 1<<20 || r2.BytesSkipped != b1.BytesRead-1<<20 {
+			t.Fatalf("incremental restore %v: %+v", args, r2)
+		}
+	}
+	e.fails(1, "--from applies to --mode incremental", "restore", b2.ID, "--image-target", out, "--from", b1.ID)
+}
+
+func TestImageBadInputStoresNothing(t *testing.T) {
+	needQemu(t)
+	e := newEnv(t)
+	e.ok("init")
+	img := filepath.Join(e.dir, "bad.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "64M")
+	b := mustRead(t, img)
+	os.WriteFile(img, b[:60], 0o600)
+	e.fails(1, "corrupt qcow2 header", "backup", "--image", img)
+	luks := filepath.Join(e.dir, "luks.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s,data=pw",
+		"-o", "encrypt.format=luks,encrypt.key-secret=s", luks, "64M")
+	e.fails(1, "encrypted qcow2", "backup", "--image", luks)
+	e.fails(1, "no such file", "backup", "--image", filepath.Join(e.dir, "absent.raw"))
+	if out := e.ok("snapshots", "--json").stdout; strings.TrimSpace(out) != "[]" {
+		t.Fatalf("snapshots after failed backups: %s", out)
+	}
+	packs, _ := filepath.Glob(filepath.Join(e.repo, "data", "*", "*"))
+	if len(packs) != 0 {
+		t.Fatalf("packs after failed backups: %v", packs)
+	}
+}
+
+const e2eDomainXML = `<domain type='kvm'>
+  <name>web</name>
+  <uuid>11111111-2222-3333-4444-555555555555</uuid>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='DIR/web.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='DIR/web-data.raw'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <interface type='network'>
+      <mac address='52:54:00:aa:bb:cc'/>
+      <source network='default'/>
+    </interface>
+  </devices>
+</domain>
+`
+
+func TestDomainBackupAndRestore(t *testing.T) {
+	needQemu(t)
+	e := newEnv(t)
+	e.ok("init")
+	vda := filepath.Join(e.dir, "web.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", vda, "64M")
+	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x61 1M 2M", vda)
+	vdb := filepath.Join(e.dir, "web-data.raw")
+	os.WriteFile(vdb, noise(3<<20, 2), 0o600)
+	def := strings.ReplaceAll(e2eDomainXML, "DIR", e.dir)
+	v := virshtest.Install(t, "web", "running", []byte(def))
+	v.AgentAnswers(t)
+
+	r := e.run(v.Env(), "backup", "--json", "--domain", "web")
+	if r.code != 0 {
+		t.Fatalf("domain backup: %d\n%s", r.code, r.stderr)
+	}
+	var b backupJSON
+	lastJSON(t, r.stdout, &b)
+	if b.FilesNew != 3 || b.BytesRead != 5<<20 {
+		t.Fatalf("domain backup %+v", b)
+	}
+	calls := strings.Join(v.Calls(t), "\n")
+	for _, want := range []string{"snapshot-create-as --domain web", "--quiesce", "blockcommit web vda --active --pivot", "blockcommit web vdb --active --pivot"} {
+		if !strings.Contains(calls, want) {
+			t.Fatalf("virsh calls lack %q:\n%s", want, calls)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.dir, "web-vd?.dedup-*")); len(left) != 0 {
+		t.Fatalf("overlays left: %v", left)
+	}
+
+	// Restoring under the original name would clash with the domain.
+	diskDir := filepath.Join(e.dir, "restored")
+	r = e.run(v.Env(), "restore", b.ID, "--domain", "--disk-dir", diskDir)
+	if r.code != 1 || !strings.Contains(r.stderr, "already defined") {
+		t.Fatalf("restore over the original: %d %s", r.code, r.stderr)
+	}
+	r = e.run(v.Env(), "restore", b.ID, "--domain", "--rename", "web-copy", "--disk-dir", diskDir)
+	if r.code != 0 {
+		t.Fatalf("domain restore: %d\n%s", r.code, r.stderr)
+	}
+	if got := mustRead(t, filepath.Join(diskDir, "web-copy-vda.raw")); !bytes.Equal(got, qemuRaw(t, vda)) {
+		t.Fatal("vda restored wrong")
+	}
+	if got := mustRead(t, filepath.Join(diskDir, "web-copy-vdb.raw")); !bytes.Equal(got, mustRead(t, vdb)) {
+		t.Fatal("vdb restored wrong")
+	}
+	defined := string(v.Defined(t))
+	for _, want := range []string{"<name>web-copy</name>", "file='" + diskDir + "/web-copy-vda.raw'", "file='" + diskDir + "/web-copy-vdb.raw'", "type='raw'"} {
+		if !strings.Contains(defined, want) {
+			t.Fatalf("defined XML lacks %q:\n%s", want, defined)
+		}
+	}
+	if strings.Contains(defined, "uuid") || strings.Contains(defined, "52:54:00") || strings.Contains(defined, "type='qcow2'") {
+		t.Fatalf("defined XML keeps identity or format:\n%s", defined)
+	}
+	if strings.Contains(strings.Join(v.Calls(t), "\n"), "start") {
+		t.Fatal("restored domain was started")
+	}
+
+	// Where libvirt is absent, both directions say so.
+	noVirsh := []string{"PATH=" + t.TempDir()}
+	for _, args := range [][]string{{"backup", "--domain", "web"}, {"restore", b.ID, "--domain", "--disk-dir", diskDir, "--rename", "x"}} {
+		r := e.run(noVirsh, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "libvirt is not available on this host") {
+			t.Fatalf("%v without virsh: %d %s", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestProfileLibvirtHost(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init")
+	r := e.ok("backup", "--json", "--profile", "libvirt-host")
+	var b backupJSON
+	lastJSON(t, r.stdout, &b)
+	if b.FilesNew == 0 {
+		t.Fatalf("profile backup stored no files: %s", r.stdout)
+	}
+	if _, err := os.Stat("/etc/firewalld"); err != nil && !strings.Contains(r.stderr, "/etc/firewalld not present, skipped") {
+		t.Fatalf("missing path not noted: %s", r.stderr)
+	}
+	e.fails(1, "unknown profile", "backup", "--profile", "nope")
+}
