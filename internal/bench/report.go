@@ -51,14 +51,14 @@ func (r *Report) Markdown(command string) string {
 	p("| figure | wall | MB/CPU-s | CPU use | peak RSS | target |")
 	p("|---|---|---|---|---|---|")
 	p("| stages: split + BlobID + zstd + seal, %d workers | %.0f MB/s (%.1f s) | %.0f | %.0f%% | | |", st.Workers, st.MBps(), st.Wall.Seconds(), st.MBpCPUs(), pct(st.CPU, st.Wall))
-	p("| first backup | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %.0f MiB | %s; per CPU-s %.0f%% |", first, r.First.Wall.Seconds(), r.First.MBpCPUs(ds.Bytes), r.First.CPUPercent(), r.First.MaxRSSMiB(),
+	p("| first backup | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %s | %s; per CPU-s %.0f%% |", first, r.First.Wall.Seconds(), r.First.MBpCPUs(ds.Bytes), r.First.CPUPercent(), r.First.RSS(),
 		verdict(share >= TargetBackupShare, fmt.Sprintf("%.0f%% of stages (>= %.0f%%)", 100*share, 100*TargetBackupShare)), 100*cpuShare)
-	p("| second backup, unchanged | %.2f s | | %.0f%% | %.0f MiB | |", r.Second.Wall.Seconds(), r.Second.CPUPercent(), r.Second.MaxRSSMiB())
-	p("| restore, whole dataset | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %.0f MiB | |", mbps(ds.Bytes, r.Restore.Wall), r.Restore.Wall.Seconds(), r.Restore.MBpCPUs(ds.Bytes), r.Restore.CPUPercent(), r.Restore.MaxRSSMiB())
+	p("| second backup, unchanged | %.2f s | | %.0f%% | %s | |", r.Second.Wall.Seconds(), r.Second.CPUPercent(), r.Second.RSS())
+	p("| restore, whole dataset | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %s | |", mbps(ds.Bytes, r.Restore.Wall), r.Restore.Wall.Seconds(), r.Restore.MBpCPUs(ds.Bytes), r.Restore.CPUPercent(), r.Restore.RSS())
 	lr := mbps(ds.LargeBytes, r.RestoreLarge.Wall)
-	p("| restore, large files only | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %.0f MiB | %s |", lr, r.RestoreLarge.Wall.Seconds(), r.RestoreLarge.MBpCPUs(ds.LargeBytes), r.RestoreLarge.CPUPercent(), r.RestoreLarge.MaxRSSMiB(),
+	p("| restore, large files only | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %s | %s |", lr, r.RestoreLarge.Wall.Seconds(), r.RestoreLarge.MBpCPUs(ds.LargeBytes), r.RestoreLarge.CPUPercent(), r.RestoreLarge.RSS(),
 		verdict(lr >= TargetRestoreMBps, fmt.Sprintf(">= %d MB/s", TargetRestoreMBps)))
-	p("| open only (`dedupctl snapshots`) | %.2f s | | %.0f%% | %.0f MiB | |", r.Open.Wall.Seconds(), r.Open.CPUPercent(), r.Open.MaxRSSMiB())
+	p("| open only (`dedupctl snapshots`) | %.2f s | | %.0f%% | %s | |", r.Open.Wall.Seconds(), r.Open.CPUPercent(), r.Open.RSS())
 	peak := max(r.First.MaxRSS, r.Second.MaxRSS, r.Restore.MaxRSS, r.RestoreLarge.MaxRSS)
 	p("| largest peak RSS above | | | | %.0f MiB | %s |", float64(peak)/(1<<20), verdict(float64(peak)/(1<<20) < TargetRSSMiB, fmt.Sprintf("< %d MiB", TargetRSSMiB)))
 	s := r.First.Summary
@@ -77,8 +77,8 @@ func (r *Report) Markdown(command string) string {
 		if t == nil || t.Dataset.Files == 0 {
 			continue
 		}
-		p("| %d (%s) | %.2f s | %.2f s | %.2f s | %.0f MiB | %.3f s | %.2f s |", t.Dataset.Files, humanBytes(t.Dataset.Bytes),
-			t.First.Wall.Seconds(), t.Second.Wall.Seconds(), (t.Second.User + t.Second.Sys).Seconds(), t.Second.MaxRSSMiB(), t.Walk.Seconds(), (t.Second.Wall - t.Walk).Seconds())
+		p("| %d (%s) | %.2f s | %.2f s | %.2f s | %s | %.3f s | %.2f s |", t.Dataset.Files, humanBytes(t.Dataset.Bytes),
+			t.First.Wall.Seconds(), t.Second.Wall.Seconds(), (t.Second.User + t.Second.Sys).Seconds(), t.Second.RSS(), t.Walk.Seconds(), (t.Second.Wall - t.Walk).Seconds())
 	}
 	p("")
 	if len(r.Index) > 0 {
@@ -86,10 +86,10 @@ func (r *Report) Markdown(command string) string {
 		p("")
 		p("First backup of the %d-file tree into a repository whose index already lists N chunks.", r.Tree10k.Dataset.Files)
 		p("")
-		p("| index entries | backup time | peak RSS | target |")
-		p("|---|---|---|---|")
+		p("| index entries | filling it | backup time | backup CPU time | peak RSS | target |")
+		p("|---|---|---|---|---|---|")
 		for _, ir := range r.Index {
-			p("| %d | %.2f s | %.0f MiB | %s |", ir.Entries, ir.Backup.Wall.Seconds(), ir.Backup.MaxRSSMiB(),
+			p("| %d | %.1f s | %.2f s | %.2f s | %s | %s |", ir.Entries, ir.Fill.Seconds(), ir.Backup.Wall.Seconds(), (ir.Backup.User + ir.Backup.Sys).Seconds(), ir.Backup.RSS(),
 				verdict(ir.Backup.MaxRSSMiB() < TargetRSSMiB, fmt.Sprintf("< %d MiB", TargetRSSMiB)))
 		}
 		p("")

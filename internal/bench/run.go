@@ -31,7 +31,11 @@ type Child struct {
 	User   time.Duration
 	Sys    time.Duration
 	MaxRSS int64 // peak resident set in bytes
-	Stdout []byte
+	// PeakAnon and PeakFile are the largest anonymous and file-backed RSS
+	// seen by sampling (only when run through a spawner).
+	PeakAnon int64
+	PeakFile int64
+	Stdout   []byte
 }
 
 // CPUPercent is CPU time over wall time; 200 means two cores busy.
@@ -48,6 +52,14 @@ func (c Child) MBpCPUs(n int64) float64 { return mbps(n, c.User+c.Sys) }
 
 // MaxRSSMiB is the peak RSS in MiB.
 func (c Child) MaxRSSMiB() float64 { return float64(c.MaxRSS) / (1 << 20) }
+
+// RSS renders the peak RSS with its sampled anonymous and file-backed peaks.
+func (c Child) RSS() string {
+	if c.PeakAnon == 0 {
+		return fmt.Sprintf("%.0f MiB", c.MaxRSSMiB())
+	}
+	return fmt.Sprintf("%.0f MiB (anon %.0f, file %.0f)", c.MaxRSSMiB(), float64(c.PeakAnon)/(1<<20), float64(c.PeakFile)/(1<<20))
+}
 
 // Run runs dedupctl with args and the repository in its environment. A
 // non-zero exit is an error carrying the end of its stderr.
@@ -92,7 +104,7 @@ func (d *Dedupctl) Run(ctx context.Context, args ...string) (Child, error) {
 			c.MaxRSS = ru.Maxrss << 10 // Linux reports KiB
 		}
 	} else {
-		c.User, c.Sys, c.MaxRSS = u.User, u.Sys, u.MaxRSS
+		c.User, c.Sys, c.MaxRSS, c.PeakAnon, c.PeakFile = u.User, u.Sys, u.MaxRSS, u.PeakAnon, u.PeakFile
 	}
 	if err != nil {
 		return c, fmt.Errorf("dedupctl %s: %w: %s", strings.Join(args, " "), err, tail(stderr.String(), 600))
