@@ -143,3 +143,43 @@ func TestNestedAndOverlappingPaths(t *testing.T) {
 		t.Errorf("selection wrong: %v", nodes)
 	}
 }
+
+// TestParentTreeWhenCacheLost: with the files cache gone (a new host cache,
+// or a cache rebuilt after a disk loss), an incremental still compares with
+// the parent snapshot and opens only what changed; a differential compares
+// with its full, not with the latest incremental.
+func TestParentTreeWhenCacheLost(t *testing.T) {
+	ctx := context.Background()
+	_, st := repotest.New(t)
+	dir := t.TempDir()
+	for i := 0; i < 20; i++ {
+		os.WriteFile(filepath.Join(dir, "f"+string(rune('a'+i))), bytes.Repeat([]byte{byte(i)}, 5000), 0o644)
+	}
+	run := func(r *repo.Repository, level string, parent *repo.Snapshot) (*repo.Snapshot, int64) {
+		t.Helper()
+		src := dirsource.New()
+		res, err := backup.Run(ctx, r, src, r.Index().(backup.FilesCache), backup.Options{
+			Source: "s", Paths: []string{dir}, Level: level, Parent: parent,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Snapshot, src.Opens()
+	}
+	full, _ := run(repotest.Open(t, st, repo.InitOptions{}), repo.LevelFull, nil)
+	os.WriteFile(filepath.Join(dir, "fa"), []byte("changed once"), 0o644)
+
+	// A fresh cache: only the changed file is opened.
+	inc, opens := run(repotest.Open(t, st, repo.InitOptions{}), repo.LevelIncremental, full)
+	if opens != 1 || inc.Summary.FilesChanged != 1 || inc.Summary.FilesUnchanged != 19 {
+		t.Errorf("incremental with a lost cache opened %d files, summary %+v", opens, inc.Summary)
+	}
+
+	// A differential after that incremental still reports the change made
+	// since the full, even though the latest backup already holds it.
+	r := repotest.Open(t, st, repo.InitOptions{})
+	diff, opens := run(r, repo.LevelDifferential, full)
+	if diff.Summary.FilesChanged != 1 || opens != 1 {
+		t.Errorf("differential: opened %d, summary %+v", opens, diff.Summary)
+	}
+}

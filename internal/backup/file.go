@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -37,6 +38,12 @@ func sameFile(m fsmeta.Meta, c index.FileState) bool {
 
 // saveFile fills in the node's chunk list. Problems with the file itself
 // are recorded and drop the entry; only pipeline failures are returned.
+//
+// An unchanged file reuses an earlier chunk list without being opened. The
+// files cache answers first (incremental only: it reflects the latest backup
+// of the source); otherwise the file is compared with its node in the parent
+// snapshot, which for a differential is the full it descends from. A full
+// backup reads everything.
 func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) error {
 	node := &job.dir.nodes[job.slot]
 	m := node.Meta
@@ -45,33 +52,105 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 	if err != nil {
 		return err
 	}
-	if inCache && b.opts.Level != repo.LevelFull && sameFile(m, cached) {
-		known, err := b.allKnown(ctx, cached.Chunks)
+	if inCache && b.opts.Level == repo.LevelIncremental && sameFile(m, cached) {
+		if ok, err := b.reuse(ctx, node, cached.Chunks); err != nil || ok {
+			return err
+		}
+	}
+	var prev *repo.Node
+	if b.opts.Level != repo.LevelFull {
+		if pt := b.prevTree(ctx, job.dir); pt != nil {
+			if prev = pt.Find(node.Name); prev != nil && prev.Meta.Type != fsmeta.File {
+				prev = nil
+			}
+		}
+	}
+	if prev != nil && sameMeta(m, prev.Meta) {
+		ok, err := b.reuse(ctx, node, prev.Content)
 		if err != nil {
 			return err
 		}
-		if known {
-			node.Content = cached.Chunks
-			b.filesUnchanged.Add(1)
-			b.progress.FilesDone.Add(1)
-			b.progress.BytesDone.Add(m.Size)
-			return nil
+		if ok {
+			return b.addCache(ctx, job.path, stateOf(m, prev.Content, b.opts.Now()))
 		}
 	}
 
+	ids, n, changed, err := b.readFile(ctx, split, job)
+	if err != nil || n < 0 {
+		return err
+	}
+	b.progress.FilesDone.Add(1)
+	node.Content = ids
+	if n != m.Size || changed {
+		b.addWarn(fmt.Errorf("%s: changed while being read (size %d, read %d); the snapshot holds what was read", job.path, m.Size, n))
+		node.Meta.Size = n
+	}
+	// Classify against the parent snapshot when there is one, else against
+	// what the files cache remembers of this source.
+	switch {
+	case b.opts.Parent != nil && prev == nil:
+		b.filesNew.Add(1)
+	case b.opts.Parent != nil:
+		if slices.Equal(ids, prev.Content) && sameMeta(m, prev.Meta) {
+			b.filesUnchanged.Add(1)
+		} else {
+			b.filesChanged.Add(1)
+		}
+	case !inCache:
+		b.filesNew.Add(1)
+	case sameFile(m, cached) && slices.Equal(ids, cached.Chunks):
+		b.filesUnchanged.Add(1)
+	default:
+		b.filesChanged.Add(1)
+	}
+	if n == m.Size && !changed {
+		return b.addCache(ctx, job.path, stateOf(m, ids, b.opts.Now()))
+	}
+	return nil
+}
+
+func sameMeta(a, b fsmeta.Meta) bool {
+	return a.Dev == b.Dev && a.Ino == b.Ino && a.Size == b.Size && a.MtimeNs == b.MtimeNs && a.CtimeNs == b.CtimeNs
+}
+
+func stateOf(m fsmeta.Meta, ids []chunk.ID, now time.Time) index.FileState {
+	return index.FileState{
+		Dev: m.Dev, Ino: m.Ino, Size: m.Size, MtimeNs: m.MtimeNs, CtimeNs: m.CtimeNs,
+		Chunks: ids, SeenUnix: now.Unix(),
+	}
+}
+
+// reuse takes an earlier chunk list for an unchanged file if every chunk is
+// still in the repository.
+func (b *run) reuse(ctx context.Context, node *repo.Node, ids []chunk.ID) (bool, error) {
+	known, err := b.allKnown(ctx, ids)
+	if err != nil || !known {
+		return false, err
+	}
+	node.Content = ids
+	b.filesUnchanged.Add(1)
+	b.progress.FilesDone.Add(1)
+	b.progress.BytesDone.Add(node.Meta.Size)
+	return true, nil
+}
+
+// readFile chunks a file's content and hands new chunks to the blob
+// workers. n < 0 means the file could not be read; it is recorded and
+// dropped from its directory.
+func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (ids []chunk.ID, n int64, changed bool, err error) {
+	m := job.dir.nodes[job.slot].Meta
 	f, err := b.src.Open(ctx, job.path)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, -1, false, ctx.Err()
 		}
 		b.addErr(fmt.Errorf("%s: %w", job.path, err))
 		job.dir.drop[job.slot] = true
-		return nil
+		return nil, -1, false, nil
 	}
 	defer f.Close()
-	var ids []chunk.ID
 	var fatal error
-	n, err := chunk.Split(ctx, f, split, b.pool, func(buf *chunk.Buf) error {
+	n, err = chunk.Split(ctx, f, split, b.pool, func(buf *chunk.Buf) error {
 		id := b.r.BlobID(buf.Data)
 		ids = append(ids, id)
 		b.progress.BytesRead.Add(int64(len(buf.Data)))
@@ -92,43 +171,25 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		}
 	})
 	if fatal != nil {
-		return fatal
+		return nil, -1, false, fatal
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, -1, false, ctx.Err()
 		}
 		b.addErr(fmt.Errorf("%s: read: %w", job.path, err))
 		job.dir.drop[job.slot] = true
-		return nil
+		return nil, -1, false, nil
 	}
-	b.progress.FilesDone.Add(1)
-	node.Content = ids
-	changed := false
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err == nil {
 		after, _ := fsmeta.FromStat(&st)
 		changed = after.Size != m.Size || after.MtimeNs != m.MtimeNs || after.CtimeNs != m.CtimeNs
 	}
-	if n != m.Size || changed {
-		b.addWarn(fmt.Errorf("%s: changed while being read (size %d, read %d); the snapshot holds what was read", job.path, m.Size, n))
-		node.Meta.Size = n
+	if ids == nil {
+		ids = []chunk.ID{}
 	}
-	switch {
-	case !inCache:
-		b.filesNew.Add(1)
-	case sameFile(m, cached) && slices.Equal(ids, cached.Chunks):
-		b.filesUnchanged.Add(1)
-	default:
-		b.filesChanged.Add(1)
-	}
-	if n == m.Size && !changed {
-		return b.addCache(ctx, job.path, index.FileState{
-			Dev: m.Dev, Ino: m.Ino, Size: m.Size, MtimeNs: m.MtimeNs, CtimeNs: m.CtimeNs,
-			Chunks: ids, SeenUnix: b.opts.Now().Unix(),
-		})
-	}
-	return nil
+	return ids, n, changed, nil
 }
 
 func (b *run) allKnown(ctx context.Context, ids []chunk.ID) (bool, error) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dedup-project/dedup/internal/fsmeta"
@@ -20,6 +21,11 @@ type dirState struct {
 	nodes     []repo.Node
 	drop      []bool
 	remaining atomic.Int64
+
+	// The same directory's tree in the parent snapshot, loaded only when a
+	// file in it needs comparing (see prevTree).
+	prevOnce sync.Once
+	prev     *repo.Tree
 }
 
 func newDirState(parent *dirState, slot, n int) *dirState {
@@ -178,4 +184,36 @@ func joinPath(dir string, name []byte) string {
 func stable(m fsmeta.Meta) fsmeta.Meta {
 	m.AtimeNs = 0
 	return m
+}
+
+// prevTree returns this directory's tree in the parent snapshot, or nil.
+// Trees are loaded on first need and kept for the directory's lifetime, so
+// an incremental run whose files cache answers everything loads none, and
+// one whose cache was lost loads each directory's tree once.
+func (b *run) prevTree(ctx context.Context, ds *dirState) *repo.Tree {
+	if b.opts.Parent == nil {
+		return nil
+	}
+	ds.prevOnce.Do(func() {
+		id := b.opts.Parent.Tree
+		if ds.parent != nil {
+			pp := b.prevTree(ctx, ds.parent)
+			if pp == nil {
+				return
+			}
+			n := pp.Find(ds.parent.nodes[ds.slot].Name)
+			if n == nil || n.Subtree == nil {
+				return
+			}
+			id = *n.Subtree
+		}
+		t, err := b.r.LoadTree(ctx, id)
+		if err != nil {
+			// The parent is only a shortcut: without it files are read.
+			b.opts.Logger.Warn("parent snapshot tree unreadable; reading files instead", "err", err)
+			return
+		}
+		ds.prev = t
+	})
+	return ds.prev
 }
