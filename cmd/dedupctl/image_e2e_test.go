@@ -57,7 +57,7 @@ func noise(n int, seed uint64) []byte {
 	return b
 }
 
-type backupJSON struct {
+type imageBackupJSON struct {
 	ID             string `json:"id"`
 	Level          string `json:"level"`
 	FilesNew       int64  `json:"files_new"`
@@ -68,7 +68,7 @@ type backupJSON struct {
 	BytesNew       int64  `json:"bytes_new"`
 }
 
-type restoreJSON struct {
+type imageRestoreJSON struct {
 	FilesWritten int64 `json:"files_written"`
 	FilesSkipped int64 `json:"files_skipped"`
 	BytesWritten int64 `json:"bytes_written"`
@@ -88,14 +88,14 @@ func TestImageBackupAndRestore(t *testing.T) {
 	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x41 100M 3M", img)
 	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -s "+data+" 0 16M", img)
 
-	var b1 backupJSON
+	var b1 imageBackupJSON
 	lastJSON(t, e.ok("backup", "--json", "--image", img).stdout, &b1)
 	if b1.FilesNew != 1 || b1.BytesLogical != 256<<20 || b1.BytesRead < 19<<20 || b1.BytesRead > 24<<20 {
 		t.Fatalf("first backup %+v", b1)
 	}
 	want := qemuRaw(t, img)
 	out := filepath.Join(e.dir, "out.raw")
-	var r1 restoreJSON
+	var r1 imageRestoreJSON
 	lastJSON(t, e.ok("restore", b1.ID, "--json", "--image-target", out).stdout, &r1)
 	if !bytes.Equal(mustRead(t, out), want) || r1.FilesWritten != 1 {
 		t.Fatalf("raw restore differs from qemu's rendering (%+v)", r1)
@@ -111,7 +111,7 @@ func TestImageBackupAndRestore(t *testing.T) {
 	fresh := filepath.Join(e.dir, "fresh")
 	os.WriteFile(fresh, noise(1<<20, 3), 0o600)
 	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -s "+fresh+" 5M 1M", img)
-	var b2 backupJSON
+	var b2 imageBackupJSON
 	lastJSON(t, e.ok("backup", "--json", "--image", img).stdout, &b2)
 	if b2.Level != "incremental" || b2.FilesChanged != 1 || b2.BytesNew < 1<<20 || b2.BytesNew > 1<<20+64<<10 {
 		t.Fatalf("second backup %+v", b2)
@@ -120,7 +120,7 @@ func TestImageBackupAndRestore(t *testing.T) {
 	for _, args := range [][]string{nil, {"--from", b1.ID}} {
 		os.Remove(out)
 		e.ok("restore", b1.ID, "--image-target", out)
-		var r2 restoreJSON
+		var r2 imageRestoreJSON
 		lastJSON(t, e.ok(append([]string{"restore", b2.ID, "--json", "--image-target", out, "--mode", "incremental"}, args...)...).stdout, &r2)
 		if !bytes.Equal(mustRead(t, out), want2) {
 			t.Fatalf("incremental restore %v differs", args)
@@ -194,7 +194,7 @@ func TestDomainBackupAndRestore(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("domain backup: %d\n%s", r.code, r.stderr)
 	}
-	var b backupJSON
+	var b imageBackupJSON
 	lastJSON(t, r.stdout, &b)
 	if b.FilesNew != 3 || b.BytesRead != 5<<20 {
 		t.Fatalf("domain backup %+v", b)
@@ -252,7 +252,7 @@ func TestProfileLibvirtHost(t *testing.T) {
 	e := newEnv(t)
 	e.ok("init")
 	r := e.ok("backup", "--json", "--profile", "libvirt-host")
-	var b backupJSON
+	var b imageBackupJSON
 	lastJSON(t, r.stdout, &b)
 	if b.FilesNew == 0 {
 		t.Fatalf("profile backup stored no files: %s", r.stdout)
