@@ -139,6 +139,9 @@ func TestRestoreFullDisk(t *testing.T) {
 	}
 	defer exec.Command("umount", mnt).Run()
 	e.fails(1, "full", "restore", "latest", "--target", mnt)
+	if ents, _ := os.ReadDir(filepath.Join(mnt, src)); len(ents) != 0 {
+		t.Errorf("a failed restore left %d entries (temporary files?) behind", len(ents))
+	}
 	e.ok("snapshots") // the repository is untouched
 }
 

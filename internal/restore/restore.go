@@ -135,6 +135,31 @@ type restorer struct {
 	links  []linkJob
 	dirs   []dirMeta
 	inodes map[[2]uint64][][]byte
+	// open holds files being written, so a failed run can remove their
+	// temporary files instead of leaving them in the target.
+	open map[*fileState]struct{}
+}
+
+func (rs *restorer) track(fs *fileState) {
+	rs.mu.Lock()
+	rs.open[fs] = struct{}{}
+	rs.mu.Unlock()
+}
+
+func (rs *restorer) untrack(fs *fileState) {
+	rs.mu.Lock()
+	delete(rs.open, fs)
+	rs.mu.Unlock()
+}
+
+// abortOpen discards every file still being written after a failure.
+func (rs *restorer) abortOpen() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for fs := range rs.open {
+		fs.f.Abort()
+	}
+	rs.open = map[*fileState]struct{}{}
 }
 
 // Run restores snapshot sn into t.
@@ -176,6 +201,7 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	rs := &restorer{
 		r: r, t: t, opts: opts, prog: opts.Progress,
 		jobs: make(chan job, 4*opts.Workers), inodes: map[[2]uint64][][]byte{},
+		open: map[*fileState]struct{}{},
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < opts.Workers; i++ {
@@ -192,6 +218,7 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 		return rs.walk(gctx, sn.Tree, nil, "", false)
 	})
 	if err := g.Wait(); err != nil {
+		rs.abortOpen()
 		return &rs.res, err
 	}
 	for _, l := range rs.links {
@@ -387,6 +414,7 @@ func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p
 	}
 	fs := &fileState{f: f, comps: c, path: p, meta: n.Meta}
 	fs.meta.Size = size
+	rs.track(fs)
 	rs.prog.BytesTotal.Add(size)
 	if len(n.Content) == 0 {
 		return rs.commit(ctx, fs)
@@ -406,6 +434,7 @@ func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p
 }
 
 func (rs *restorer) commit(ctx context.Context, fs *fileState) error {
+	defer rs.untrack(fs)
 	if errp := fs.damaged.Load(); errp != nil {
 		fs.f.Abort()
 		rs.damage(fs.path, *errp)
