@@ -36,8 +36,8 @@ bench: build
 	$(GO) run ./internal/bench/cmd/dedupbench $(BENCH_ARGS)
 
 lint:
-	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest
-	golangci-lint run ./...
+	@test -x .tools/bin/golangci-lint || GOBIN=$(CURDIR)/.tools/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest
+	.tools/bin/golangci-lint run ./...
 
 clean:
 	rm -rf $(BIN) $(DEMO)
