@@ -231,11 +231,17 @@ func (t *Target) Lstat(ctx context.Context, comps [][]byte) (fsmeta.Meta, error)
 // OpenRead opens the existing regular file at comps for reading. A symlink
 // or any other non-regular entry is refused.
 func (t *Target) OpenRead(ctx context.Context, comps [][]byte) (*os.File, error) {
+	return t.openRegular(ctx, comps, unix.O_RDONLY, "open")
+}
+
+// openRegular opens an existing regular file without following a symlink
+// at any component, refusing every other type.
+func (t *Target) openRegular(ctx context.Context, comps [][]byte, flags int, op string) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if len(comps) == 0 {
-		return nil, fmt.Errorf("open %q: %w", t.path, ErrTypeMismatch)
+		return nil, fmt.Errorf("%s %q: %w", op, t.path, ErrTypeMismatch)
 	}
 	dirfd, name, err := t.parent(comps)
 	if err != nil {
@@ -243,13 +249,14 @@ func (t *Target) OpenRead(ctx context.Context, comps [][]byte) (*os.File, error)
 	}
 	defer unix.Close(dirfd)
 	disp := t.display(comps)
-	// O_NONBLOCK: a FIFO at this name must not hang the open.
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO at this name must not hang the open; the type
+	// check below then refuses it.
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			err = fmt.Errorf("%w: symlink", ErrTypeMismatch)
 		}
-		return nil, fail("open", disp, err)
+		return nil, fail(op, disp, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -258,7 +265,7 @@ func (t *Target) OpenRead(ctx context.Context, comps [][]byte) (*os.File, error)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, fmt.Errorf("open %q: %w: not a regular file", disp, ErrTypeMismatch)
+		return nil, fmt.Errorf("%s %q: %w: not a regular file", op, disp, ErrTypeMismatch)
 	}
 	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)

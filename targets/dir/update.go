@@ -3,8 +3,6 @@ package dirtarget
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"strings"
 
@@ -20,41 +18,7 @@ import (
 // atomic: a reader (or a crash) can see a mix of old and new data until
 // the caller is done. The caller applies metadata with SetMeta afterwards.
 func (t *Target) OpenUpdate(ctx context.Context, comps [][]byte) (*os.File, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(comps) == 0 {
-		return nil, fmt.Errorf("open %q: %w", t.path, ErrTypeMismatch)
-	}
-	dirfd, name, err := t.parent(comps)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dirfd)
-	disp := t.display(comps)
-	// O_NONBLOCK keeps a FIFO swapped in at this name from hanging the
-	// open; the type check below then refuses it.
-	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			err = fmt.Errorf("%w: symlink", ErrTypeMismatch)
-		}
-		return nil, fail("open for update", disp, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, fail("fstat", disp, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, fmt.Errorf("open %q for update: %w: not a regular file", disp, ErrTypeMismatch)
-	}
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return nil, fail("fcntl", disp, err)
-	}
-	return os.NewFile(uintptr(fd), disp), nil
+	return t.openRegular(ctx, comps, unix.O_RDWR, "open for update")
 }
 
 // MetaDiffers reports whether SetMeta(comps, want) would change anything on
