@@ -1,0 +1,277 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/internal/backup"
+	"github.com/dedup-project/dedup/internal/miniotest"
+	"github.com/dedup-project/dedup/internal/restore"
+	"github.com/dedup-project/dedup/internal/verify"
+	"github.com/dedup-project/dedup/repo"
+	"github.com/dedup-project/dedup/repo/repotest"
+	"github.com/dedup-project/dedup/repo/store"
+	s3store "github.com/dedup-project/dedup/repo/store/s3"
+	"github.com/dedup-project/dedup/repo/store/wrap"
+	dirsource "github.com/dedup-project/dedup/sources/dir"
+	dirtarget "github.com/dedup-project/dedup/targets/dir"
+)
+
+// openS3 opens a store on a fresh bucket of srv. srv.SetEnv must have run:
+// the store takes its credentials from the SDK's default chain.
+func openS3(t testing.TB, srv *miniotest.Server) *s3store.Store {
+	t.Helper()
+	s, err := s3store.Open(context.Background(), s3store.Options{
+		Bucket: srv.NewBucket(t), Prefix: "repo", Endpoint: srv.Endpoint, PathStyle: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// noWait makes retries immediate, so injected faults cost no test time.
+func noWait(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// writeS3Tree writes randomMiB MiB of incompressible files, a compressible
+// text file and a directory of small files under dir, and returns the total
+// size written.
+func writeS3Tree(t testing.TB, dir string, randomMiB int, seed uint64) int64 {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var total int64
+	write := func(name string, data []byte) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		total += int64(len(data))
+	}
+	for i := 0; i < randomMiB/2; i++ {
+		write(fmt.Sprintf("random/%02d.bin", i), randomBytes(rng, 2<<20))
+	}
+	write("text/log.txt", textBytes(rng, 1<<20))
+	for i := 0; i < 40; i++ {
+		write(fmt.Sprintf("small/%02d.conf", i), textBytes(rng, 1+rng.IntN(8<<10)))
+	}
+	return total
+}
+
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8 && i+k < n; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+// textBytes makes log-like text that zstd compresses about 3:1.
+func textBytes(rng *rand.Rand, n int) []byte {
+	words := []string{"cluster", "node", "heartbeat", "ok", "failover", "resource", "group",
+		"started", "stopped", "agent", "monitor", "timeout", "spool", "job", "queue", "INFO", "WARN"}
+	var b bytes.Buffer
+	for b.Len() < n {
+		fmt.Fprintf(&b, "2026-11-%02d %02d:%02d:%02d %s %s %d\n", 1+rng.IntN(28), rng.IntN(24), rng.IntN(60),
+			rng.IntN(60), words[rng.IntN(len(words))], words[rng.IntN(len(words))], rng.IntN(100000))
+	}
+	return b.Bytes()[:n]
+}
+
+// backupTree backs up root as a full backup with the repository's own index
+// as files cache.
+func backupTree(ctx context.Context, r *repo.Repository, root string) (*backup.Result, error) {
+	return backup.Run(ctx, r, dirsource.New(), r.Index().(backup.FilesCache), backup.Options{
+		Source: "s3test", Paths: []string{root}, Host: "h", Level: repo.LevelFull, Uploaders: 4,
+	})
+}
+
+// restoreAndCompare restores snapshot id through r and checks every file
+// against src byte for byte.
+func restoreAndCompare(t *testing.T, r *repo.Repository, id chunk.ID, src string) {
+	t.Helper()
+	ctx := context.Background()
+	sn, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	tgt, err := dirtarget.Open(out, dirtarget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	res, err := restore.Run(ctx, r, sn, tgt, restore.Options{})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if len(res.Damaged) > 0 || len(res.Warnings) > 0 {
+		t.Fatalf("restore: damaged %v, warnings %v", res.Damaged, res.Warnings)
+	}
+	n := 0
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		want, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		got, err := os.ReadFile(filepath.Join(out, p))
+		if err != nil {
+			return fmt.Errorf("not restored: %w", err)
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("%s differs after restore", p)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatalf("no files under %s", src)
+	}
+}
+
+// verifyAll checks the whole repository, reading every pack, through a
+// fresh index cache on a store without faults.
+func verifyAll(t *testing.T, st store.Store) {
+	t.Helper()
+	r := repotest.Open(t, wrap.Retry(st, wrap.RetryOptions{}), repo.InitOptions{})
+	rep, err := verify.Run(context.Background(), r, verify.Options{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("verify found problems: %+v", rep.Problems)
+	}
+}
+
+// TestS3TransientFaults backs up and restores through a store that fails a
+// fifth of all requests, delays a tenth and loses the reply of one Put in
+// twenty; retries must turn that into a correct, complete result.
+func TestS3TransientFaults(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	raw := openS3(t, srv)
+	faults := wrap.FaultOptions{ErrorRate: 0.2, LatencyRate: 0.1, Latency: 20 * time.Millisecond, LostReplyRate: 0.05}
+	faulty := func(seed uint64) (store.Store, *wrap.MetricsStore) {
+		opts := faults
+		opts.Seed = seed
+		m := wrap.Metrics(wrap.Faulty(raw, opts))
+		return wrap.Retry(m, wrap.RetryOptions{Sleep: noWait}), m
+	}
+	ctx := context.Background()
+	src := t.TempDir()
+	writeS3Tree(t, src, 12, 1)
+
+	st, m := faulty(1)
+	r := repotest.Open(t, st, repo.InitOptions{PackSize: 1 << 20})
+	res, err := backupTree(ctx, r, src)
+	if err != nil {
+		t.Fatalf("backup through a faulty store: %v", err)
+	}
+	c := m.Snapshot()
+	t.Logf("backup: %d requests, %d failed", sum(c.Requests), c.Errors["transient"])
+	if c.Errors["transient"] == 0 {
+		t.Fatal("no faults were injected during the backup")
+	}
+	verifyAll(t, raw)
+
+	// Restore as another host would: a new index cache, faults of its own.
+	st2, m2 := faulty(2)
+	restoreAndCompare(t, repotest.Open(t, st2, repo.InitOptions{}), res.Snapshot.ID, src)
+	c2 := m2.Snapshot()
+	t.Logf("restore: %d requests, %d failed", sum(c2.Requests), c2.Errors["transient"])
+	if c2.Errors["transient"] == 0 {
+		t.Fatal("no faults were injected during the restore")
+	}
+}
+
+func sum(m map[wrap.Op]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestS3PermanentErrorStopsBackup: a store that starts refusing packs for
+// good ends the backup with that error and no snapshot; the next run
+// reuses the packs that did reach the bucket.
+func TestS3PermanentErrorStopsBackup(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.SetEnv(t)
+	raw := openS3(t, srv)
+	ctx := context.Background()
+	src := t.TempDir()
+	size := writeS3Tree(t, src, 16, 3)
+
+	const allowed = 5 // packs accepted before the bucket is "full"
+	var packPuts atomic.Int64
+	quota := errors.New("bucket quota exceeded")
+	faulty := wrap.Retry(wrap.Faulty(raw, wrap.FaultOptions{
+		Permanent: quota,
+		PermanentIf: func(op wrap.Op, name string) bool {
+			return op == wrap.OpPut && strings.HasPrefix(name, "data/") && packPuts.Add(1) > allowed
+		},
+	}), wrap.RetryOptions{Sleep: noWait})
+	r := repotest.Open(t, faulty, repo.InitOptions{PackSize: 1 << 20})
+	_, err := backupTree(ctx, r, src)
+	if err == nil {
+		t.Fatal("backup succeeded although the store refused packs")
+	}
+	t.Logf("backup error: %v", err)
+	if !store.IsPermanent(err) || !errors.Is(err, quota) {
+		t.Errorf("error %v does not carry the store's permanent error", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "upload pack") || !strings.Contains(msg, quota.Error()) {
+		t.Errorf("error %q does not say which upload failed and why", msg)
+	}
+	if got := packPuts.Load(); got > allowed+8 {
+		t.Errorf("backup kept uploading after a permanent error: %d pack puts", got)
+	}
+
+	var manifests, uploaded int64
+	must(t, raw.List(ctx, "snapshots/", func(store.Info) error { manifests++; return nil }))
+	must(t, raw.List(ctx, "data/", func(fi store.Info) error { uploaded += fi.Size; return nil }))
+	if manifests != 0 {
+		t.Fatalf("failed backup left %d snapshot manifests", manifests)
+	}
+	if uploaded == 0 {
+		t.Fatal("no pack reached the bucket before the error")
+	}
+
+	// The next run, with the bucket healthy again and a new index cache.
+	r2 := repotest.Open(t, wrap.Retry(raw, wrap.RetryOptions{Sleep: noWait}), repo.InitOptions{})
+	res, err := backupTree(ctx, r2, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := res.Snapshot.Summary.BytesStored
+	t.Logf("failed run uploaded %.1f MiB of packs; the next run stored %.1f MiB of %.1f MiB",
+		float64(uploaded)/(1<<20), float64(stored)/(1<<20), float64(size)/(1<<20))
+	if stored >= size-uploaded/2 {
+		t.Errorf("next run stored %d bytes of %d: the %d bytes already uploaded were not reused", stored, size, uploaded)
+	}
+	verifyAll(t, raw)
+	restoreAndCompare(t, r2, res.Snapshot.ID, src)
+}
