@@ -586,3 +586,41 @@ func TestDefaultDir(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	x := openTest(t, t.TempDir())
+	errs := make(chan error, 8)
+	for w := range 4 {
+		go func() {
+			// Every writer lists the same chunks with its own pack; exactly
+			// one location must win for each.
+			entries := make([]Entry, 2000)
+			for i := range entries {
+				entries[i] = testEntry(i, testID('p', w))
+			}
+			errs <- x.AddIndexFile(ctx, testID('i', w), entries)
+		}()
+		go func() {
+			var err error
+			for i := 0; i < 2000 && err == nil; i++ {
+				_, _, err = x.Lookup(ctx, testEntry(i, chunk.ID{}).ID)
+				if err == nil {
+					err = x.PutFiles(ctx, fmt.Sprintf("ns%d", w), map[string]FileState{fmt.Sprint(i): {Size: int64(i)}})
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := x.Count(ctx); err != nil || n != 2000 {
+		t.Fatalf("Count = %d, %v; want 2000", n, err)
+	}
+	if loaded, _ := x.LoadedIndexFiles(ctx); len(loaded) != 4 {
+		t.Fatalf("LoadedIndexFiles = %d files, want 4", len(loaded))
+	}
+}

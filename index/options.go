@@ -41,11 +41,11 @@ type Options struct {
 }
 
 const (
-	// defaultMemTableSize: 4 MiB holds about 40k chunk entries, a few index
-	// files' worth. Badger allocates a table builder of twice this size to
-	// flush one, so the memtable size drives peak memory more than any other
-	// knob; measured on 1M entries, 8 MiB memtables raised the load-time peak
-	// by about 60 MiB over 4 MiB. Badger's defaults (five 64 MiB memtables)
+	// defaultMemTableSize: 4 MiB holds about 60k chunk entries, several
+	// index files' worth, and two of them cost 8 MiB. Loading a million
+	// entries peaked at about the same RSS with 4 or 8 MiB and some 50 MB
+	// higher with 16 MiB, since badger flushes a memtable through a table
+	// builder of twice its size. Badger's defaults (five 64 MiB memtables)
 	// hold hundreds of MiB.
 	defaultMemTableSize = 4 << 20
 
@@ -67,8 +67,9 @@ const (
 
 	// baseTableSize and tableSizeMultiplier: compaction runs up to a dozen
 	// table builders at once, each allocating twice the target table size,
-	// so tables stay 1 MiB on every level (~10k entries each). A million
-	// chunks make about a hundred table files; badger keeps a descriptor and
+	// so tables stay 1 MiB on every level (~15k entries each); 2 MiB tables
+	// raised the peak while loading a million entries by 40 MB or more. A
+	// million chunks make about 80 table files; badger keeps a descriptor and
 	// a mapping per table, which Go's raised RLIMIT_NOFILE accommodates.
 	baseTableSize       = 1 << 20
 	tableSizeMultiplier = 1
