@@ -46,13 +46,13 @@ func (r *Report) Markdown(command string) string {
 	first := mbps(ds.Bytes, r.First.Wall)
 	share := ratioF(first, st.MBps())
 	cpuShare := ratioF(r.First.MBpCPUs(ds.Bytes), st.MBpCPUs())
-	p("Load average before and after the run: %s / %s on %d CPUs. MB/s is wall clock; MB/CPU-s is bytes over the process's user+system time, which load from other work does not change.", r.LoadBefore, r.LoadAfter, m.CPUs)
+	p("Load average before and after the run: %s / %s on %d CPUs. MB/s is wall clock; MB/CPU-s is bytes over the process's user+system time, which load from other work changes much less. The backup is held against the stages per CPU-second, since the two run at different moments and wall clock compares them only on an idle machine.", r.LoadBefore, r.LoadAfter, m.CPUs)
 	p("")
 	p("| figure | wall | MB/CPU-s | CPU use | peak RSS | target |")
 	p("|---|---|---|---|---|---|")
 	p("| stages: split + BlobID + zstd + seal, %d workers | %.0f MB/s (%.1f s) | %.0f | %.0f%% | | |", st.Workers, st.MBps(), st.Wall.Seconds(), st.MBpCPUs(), pct(st.CPU, st.Wall))
-	p("| first backup | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %s | %s; per CPU-s %.0f%% |", first, r.First.Wall.Seconds(), r.First.MBpCPUs(ds.Bytes), r.First.CPUPercent(), r.First.RSS(),
-		verdict(share >= TargetBackupShare, fmt.Sprintf("%.0f%% of stages (>= %.0f%%)", 100*share, 100*TargetBackupShare)), 100*cpuShare)
+	p("| first backup | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %s | %s; wall %.0f%% |", first, r.First.Wall.Seconds(), r.First.MBpCPUs(ds.Bytes), r.First.CPUPercent(), r.First.RSS(),
+		verdict(cpuShare >= TargetBackupShare, fmt.Sprintf("%.0f%% of stages per CPU-s (>= %.0f%%)", 100*cpuShare, 100*TargetBackupShare)), 100*share)
 	p("| second backup, unchanged | %.2f s | | %.0f%% | %s | |", r.Second.Wall.Seconds(), r.Second.CPUPercent(), r.Second.RSS())
 	p("| restore, whole dataset | %.0f MB/s (%.1f s) | %.0f | %.0f%% | %s | |", mbps(ds.Bytes, r.Restore.Wall), r.Restore.Wall.Seconds(), r.Restore.MBpCPUs(ds.Bytes), r.Restore.CPUPercent(), r.Restore.RSS())
 	lr := mbps(ds.LargeBytes, r.RestoreLarge.Wall)
