@@ -154,21 +154,11 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	if source == "" {
 		source = defaultSource(host, abs)
 	}
-	sns, _, err := s.repo.Snapshots(ctx)
+	p, err := a.planBackup(ctx, s, source, f)
 	if err != nil {
 		return err
 	}
-	level, parent, base, err := chooseParent(sns, source, f.level)
-	if err != nil {
-		return err
-	}
-	if level != f.level {
-		a.info("no snapshot of source %q to compare with: running a full backup", source)
-	}
-	uploads := f.uploads
-	if uploads == 0 && strings.HasPrefix(a.repoURL, "s3://") {
-		uploads = 8
-	}
+	level, parent, base, uploads := p.level, p.parent, p.base, p.uploads
 	prog := &backup.Progress{}
 	stop := a.startProgress(ctx, backupReporter(prog))
 	res, err := backup.Run(ctx, s.repo, dirsource.New(), s.idx, backup.Options{
@@ -222,4 +212,33 @@ func absPaths(paths []string) ([]string, error) {
 		out = append(out, abs)
 	}
 	return out, nil
+}
+
+// backupPlan is what a backup of any kind is compared with and how it
+// uploads.
+type backupPlan struct {
+	level        string
+	parent, base *repo.Snapshot
+	uploads      int
+}
+
+func (a *app) planBackup(ctx context.Context, s *session, source string, f backupFlags) (backupPlan, error) {
+	sns, _, err := s.repo.Snapshots(ctx)
+	if err != nil {
+		return backupPlan{}, err
+	}
+	level, parent, base, err := chooseParent(sns, source, f.level)
+	if err != nil {
+		return backupPlan{}, err
+	}
+	if level != f.level {
+		a.info("no snapshot of source %q to compare with: running a full backup", source)
+	}
+	uploads := f.uploads
+	if uploads == 0 && strings.HasPrefix(a.repoURL, "s3://") {
+		// S3 requests have tens of milliseconds of latency; more packs in
+		// flight keep the pipeline busy.
+		uploads = 8
+	}
+	return backupPlan{level: level, parent: parent, base: base, uploads: uploads}, nil
 }

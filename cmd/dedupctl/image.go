@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/dedup-project/dedup/internal/imagebackup"
@@ -106,21 +105,11 @@ func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in 
 		return err
 	}
 	defer s.Close()
-	sns, _, err := s.repo.Snapshots(ctx)
+	p, err := a.planBackup(ctx, s, source, f)
 	if err != nil {
 		return err
 	}
-	level, parent, base, err := chooseParent(sns, source, f.level)
-	if err != nil {
-		return err
-	}
-	if level != f.level {
-		a.info("no snapshot of source %q to compare with: running a full backup", source)
-	}
-	uploads := f.uploads
-	if uploads == 0 && strings.HasPrefix(a.repoURL, "s3://") {
-		uploads = 8
-	}
+	level, parent, base, uploads := p.level, p.parent, p.base, p.uploads
 	prog := &imagebackup.Progress{}
 	opts.Source, opts.Host, opts.Tags, opts.Level = source, backupHost(f), f.tags, level
 	opts.Parent, opts.Base, opts.Uploaders, opts.Progress, opts.Now = parent, base, uploads, prog, time.Now
