@@ -41,7 +41,7 @@ type Options struct {
 }
 
 const (
-	// defaultMemTableSize: 4 MiB holds about 60k chunk entries, several
+	// defaultMemTableSize: 4 MiB holds about 30k chunk entries, a few
 	// index files' worth, and two of them cost 8 MiB. Loading a million
 	// entries peaked at about the same RSS with 4 or 8 MiB and some 50 MB
 	// higher with 16 MiB, since badger flushes a memtable through a table
