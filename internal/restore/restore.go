@@ -469,8 +469,10 @@ func (rs *restorer) worker(ctx context.Context) error {
 			switch {
 			case err == nil:
 				buf = data
+				// On failure the unfinished files are discarded by
+				// abortOpen once every worker has stopped; aborting here
+				// would close a file another worker is still writing.
 				if _, err := j.file.f.WriteAt(data, j.off); err != nil {
-					j.file.f.Abort()
 					if errors.Is(err, unix.ENOSPC) {
 						return fmt.Errorf("restore target is full while writing %s: %w", j.file.path, err)
 					}
@@ -480,7 +482,6 @@ func (rs *restorer) worker(ctx context.Context) error {
 			case errors.Is(err, repo.ErrDamaged):
 				j.file.damaged.CompareAndSwap(nil, &err)
 			default:
-				j.file.f.Abort()
 				return err
 			}
 		}
