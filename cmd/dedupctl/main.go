@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -41,7 +42,16 @@ type app struct {
 	s3store      *s3store.Store // the raw S3 store, for bucket creation
 }
 
+// memoryLimit is the soft heap limit: the pipeline's own buffers are
+// bounded, and this keeps the garbage collector from letting transient
+// garbage (badger compactions, index loading) double the footprint. The
+// GOMEMLIMIT environment variable overrides it.
+const memoryLimit = 96 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
