@@ -197,7 +197,7 @@ func TestS3BackupKilledRepeatedly(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(50+rng.IntN(700)) * time.Millisecond)
+		time.Sleep(time.Duration(50+rng.IntN(500)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		if err := cmd.Wait(); err == nil {
 			completed++
@@ -207,8 +207,10 @@ func TestS3BackupKilledRepeatedly(t *testing.T) {
 	if err := jsonUnmarshal(e.ok("snapshots", "--json").stdout, &snaps); err != nil {
 		t.Fatal(err)
 	}
-	if len(snaps) != 1+completed {
-		t.Fatalf("%d snapshots after %d killed and %d completed runs, want %d", len(snaps), 3-completed, completed, 1+completed)
+	// A run killed between writing its manifest and exiting leaves a
+	// complete snapshot; verify below checks that every snapshot is whole.
+	if len(snaps) < 1+completed || len(snaps) > 4 {
+		t.Fatalf("%d snapshots after %d killed and %d completed runs", len(snaps), 3-completed, completed)
 	}
 
 	var sum s3Summary
