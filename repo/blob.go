@@ -69,7 +69,7 @@ func (r *Repository) sealBlob(sc *Scratch, t uint8, id chunk.ID, plain []byte) [
 		p = append(p, plain...)
 	}
 	sc.payload = p
-	sc.sealed = r.key.Seal(sc.sealed[:0], p, blobAD(t, id))
+	sc.sealed = r.key.SealDeterministic(sc.sealed[:0], p, blobAD(t, id))
 	return sc.sealed
 }
 

@@ -33,7 +33,10 @@ type WriterStats struct {
 	BytesNew    int64 // plaintext bytes of those blobs
 	BytesStored int64 // bytes of packs uploaded (sealed, compressed, with headers)
 	Packs       int64
-	IndexFiles  int64
+	// PacksExisting counts packs another writer had already stored with
+	// the same bytes.
+	PacksExisting int64
+	IndexFiles    int64
 }
 
 type finishedPack struct {
@@ -66,7 +69,7 @@ type Writer struct {
 	unindexed []indexPack
 	lastIndex time.Time
 
-	blobsNew, bytesNew, bytesStored, packs, indexFiles atomic.Int64
+	blobsNew, bytesNew, bytesStored, packs, packsExisting, indexFiles atomic.Int64
 }
 
 // NewWriter starts a write session. Call Finish to complete it, or Abort.
@@ -84,12 +87,16 @@ func (r *Repository) NewWriter(ctx context.Context, opts WriterOptions) *Writer 
 	w := &Writer{
 		r: r, opts: opts, g: g, gctx: gctx,
 		uploads:   make(chan *finishedPack),
-		bufs:      make(chan []byte, opts.Uploaders+1),
+		bufs:      make(chan []byte, opts.Uploaders+2),
 		pending:   make(map[chunk.ID]struct{}),
 		builders:  make(map[uint8]*pack.Builder),
 		lastIndex: time.Now(),
 	}
-	for i := 0; i < opts.Uploaders+1; i++ {
+	// One buffer per upload in flight and two being filled: packers that
+	// need more wait for an upload to finish, which bounds memory. Every
+	// holder either fills towards an upload or is uploading, so a waiting
+	// packer always gets a buffer back.
+	for i := 0; i < opts.Uploaders+2; i++ {
 		w.bufs <- nil // allocated on first use
 	}
 	for i := 0; i < opts.Uploaders; i++ {
@@ -109,25 +116,36 @@ func (w *Writer) Has(ctx context.Context, id chunk.ID) (bool, error) {
 	return w.r.idx.Has(ctx, id)
 }
 
+// Reserve claims id for this session: false when the repository or this
+// session already has it. A reserved blob must then be stored, through
+// SaveBlob's path or a FilePacker.
+func (w *Writer) Reserve(ctx context.Context, id chunk.ID) (bool, error) {
+	known, err := w.r.idx.Has(ctx, id)
+	if err != nil || known {
+		return false, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.pending[id]; ok {
+		return false, nil
+	}
+	w.pending[id] = struct{}{}
+	return true, nil
+}
+
+// Seal compresses and seals a blob deterministically. The result aliases sc.
+func (w *Writer) Seal(sc *Scratch, t uint8, id chunk.ID, plain []byte) []byte {
+	return w.r.sealBlob(sc, t, id, plain)
+}
+
 // SaveBlob stores plain under id unless the repository already has it, and
 // reports whether it was new. id must be r.BlobID(plain). The caller keeps
 // ownership of plain; sc is the calling worker's scratch space.
 func (w *Writer) SaveBlob(ctx context.Context, t uint8, id chunk.ID, plain []byte, sc *Scratch) (bool, error) {
-	known, err := w.r.idx.Has(ctx, id)
-	if err != nil {
+	ok, err := w.Reserve(ctx, id)
+	if err != nil || !ok {
 		return false, err
 	}
-	if known {
-		return false, nil
-	}
-	w.mu.Lock()
-	if _, ok := w.pending[id]; ok {
-		w.mu.Unlock()
-		return false, nil
-	}
-	w.pending[id] = struct{}{}
-	w.mu.Unlock()
-
 	sealed := w.r.sealBlob(sc, t, id, plain)
 	if err := w.add(ctx, t, id, sealed, len(plain)); err != nil {
 		return false, err
@@ -135,6 +153,62 @@ func (w *Writer) SaveBlob(ctx context.Context, t uint8, id chunk.ID, plain []byt
 	w.blobsNew.Add(1)
 	w.bytesNew.Add(int64(len(plain)))
 	return true, nil
+}
+
+// FilePacker packs one stream's blobs, in the order given, into packs of
+// their own. Blob sealing is deterministic, so two writers that store the
+// same new file at the same time build byte-identical packs with the same
+// name, and the second create-only upload finds the first's object: the
+// data is stored once without any coordination between the writers.
+type FilePacker struct {
+	w *Writer
+	b *pack.Builder
+}
+
+// FilePacker starts a packer for one file's blobs.
+func (w *Writer) FilePacker() *FilePacker { return &FilePacker{w: w} }
+
+// Add appends a reserved blob sealed with Seal.
+func (p *FilePacker) Add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, rawLen int) error {
+	if p.b != nil && p.b.Count() > 0 && p.b.Size()+len(sealed) > p.w.r.cfg.PackSize {
+		if err := p.w.send(ctx, p.b, true); err != nil {
+			return err
+		}
+		p.b = nil
+	}
+	if p.b == nil {
+		buf, err := p.w.getBuf(ctx)
+		if err != nil {
+			return err
+		}
+		p.b = pack.NewBuilderFrom(buf)
+	}
+	p.b.Add(t, id, sealed, rawLen)
+	p.w.blobsNew.Add(1)
+	p.w.bytesNew.Add(int64(rawLen))
+	return nil
+}
+
+// Flush uploads what the packer holds.
+func (p *FilePacker) Flush(ctx context.Context) error {
+	if p.b == nil {
+		return nil
+	}
+	b := p.b
+	p.b = nil
+	if b.Count() == 0 {
+		p.w.bufs <- b.Buffer()
+		return nil
+	}
+	return p.w.send(ctx, b, true)
+}
+
+// Discard returns the packer's buffer after a failure.
+func (p *FilePacker) Discard() {
+	if p.b != nil {
+		p.w.bufs <- p.b.Buffer()
+		p.b = nil
+	}
 }
 
 func (w *Writer) add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, rawLen int) error {
@@ -218,11 +292,13 @@ func (w *Writer) uploader() error {
 			return w.gctx.Err()
 		}
 		err := w.r.store.Put(w.gctx, packName(p.id), p.data)
-		if store.IsExists(err) {
-			// Same name means same bytes: another writer uploaded this pack.
-			err = nil
-		}
 		size := len(p.data)
+		if store.IsExists(err) {
+			// Same name means same bytes: another writer uploaded this
+			// pack, and nothing more is stored.
+			err, size = nil, 0
+			w.packsExisting.Add(1)
+		}
 		if p.pooled {
 			w.bufs <- p.data[:0]
 		}
@@ -315,6 +391,7 @@ func (w *Writer) Abort(ctx context.Context) {
 func (w *Writer) Stats() WriterStats {
 	return WriterStats{
 		BlobsNew: w.blobsNew.Load(), BytesNew: w.bytesNew.Load(),
-		BytesStored: w.bytesStored.Load(), Packs: w.packs.Load(), IndexFiles: w.indexFiles.Load(),
+		BytesStored: w.bytesStored.Load(), Packs: w.packs.Load(), PacksExisting: w.packsExisting.Load(),
+		IndexFiles: w.indexFiles.Load(),
 	}
 }

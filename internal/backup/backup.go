@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -186,6 +187,14 @@ type fileJob struct {
 type blobJob struct {
 	id  chunk.ID
 	buf *chunk.Buf
+	// result, when set, asks only for the sealed bytes: the file worker
+	// packs them itself, in file order.
+	result chan sealed
+}
+
+type sealed struct {
+	data   []byte
+	rawLen int
 }
 
 type run struct {
@@ -257,7 +266,13 @@ func (b *run) pipeline(ctx context.Context, w *repo.Writer, paths []string) (chu
 func (b *run) blobWorker(ctx context.Context) error {
 	sc := new(repo.Scratch)
 	for job := range b.blobs {
-		_, err := b.w.SaveBlob(ctx, repo.BlobData, job.id, job.buf.Data, sc)
+		var err error
+		if job.result != nil {
+			data := bytes.Clone(b.w.Seal(sc, repo.BlobData, job.id, job.buf.Data))
+			job.result <- sealed{data: data, rawLen: len(job.buf.Data)}
+		} else {
+			_, err = b.w.SaveBlob(ctx, repo.BlobData, job.id, job.buf.Data, sc)
+		}
 		b.pool.Put(job.buf)
 		if err != nil {
 			// Drain so file workers blocked on send see cancellation.

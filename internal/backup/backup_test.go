@@ -3,6 +3,7 @@ package backup_test
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/dedup-project/dedup/internal/backup"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/repotest"
+	"github.com/dedup-project/dedup/repo/store"
 	dirsource "github.com/dedup-project/dedup/sources/dir"
 )
 
@@ -182,4 +184,49 @@ func TestParentTreeWhenCacheLost(t *testing.T) {
 	if diff.Summary.FilesChanged != 1 || opens != 1 {
 		t.Errorf("differential: opened %d, summary %+v", opens, diff.Summary)
 	}
+}
+
+// TestConcurrentWritersStoreSharedFilesOnce runs two backups of the same
+// large files at the same time, as two hosts with their own caches would:
+// their file packs are byte-identical, so the data is stored once.
+func TestConcurrentWritersStoreSharedFilesOnce(t *testing.T) {
+	_, st := repotest.New(t)
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 3<<20)
+	for i := 0; i < 4; i++ {
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		os.WriteFile(filepath.Join(dir, "big"+string(rune('a'+i))), data, 0o644)
+	}
+	r1 := repotest.Open(t, st, repo.InitOptions{})
+	r2 := repotest.Open(t, st, repo.InitOptions{})
+	results := make(chan *backup.Result, 2)
+	errs := make(chan error, 2)
+	for i, r := range []*repo.Repository{r1, r2} {
+		go func() {
+			res, err := backup.Run(context.Background(), r, dirsource.New(), r.Index().(backup.FilesCache), backup.Options{
+				Source: "host" + string(rune('0'+i)), Paths: []string{dir}, Level: repo.LevelFull,
+			})
+			results <- res
+			errs <- err
+		}()
+	}
+	var stored int64
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		stored += (<-results).Snapshot.Summary.BytesStored
+	}
+	var packBytes int64
+	st.List(context.Background(), "data/", func(fi store.Info) error {
+		packBytes += fi.Size
+		return nil
+	})
+	if packBytes < 12<<20 || packBytes > 13<<20 {
+		t.Errorf("two writers of 12 MiB stored %d bytes of packs, want the data once", packBytes)
+	}
+	t.Logf("two concurrent writers: %d MiB of packs for 12 MiB of files", packBytes>>20)
 }

@@ -150,11 +150,20 @@ func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (
 	}
 	defer f.Close()
 	var fatal error
+	var fp *filePack
+	if m.Size >= filePackMin {
+		fp = b.newFilePack()
+		defer fp.discard()
+	}
 	n, err = chunk.Split(ctx, f, split, b.pool, func(buf *chunk.Buf) error {
 		id := b.r.BlobID(buf.Data)
 		ids = append(ids, id)
 		b.progress.BytesRead.Add(int64(len(buf.Data)))
 		b.progress.BytesDone.Add(int64(len(buf.Data)))
+		if fp != nil {
+			fatal = fp.add(ctx, id, buf)
+			return fatal
+		}
 		known, err := b.w.Has(ctx, id)
 		if err != nil || known {
 			b.pool.Put(buf)
@@ -170,6 +179,11 @@ func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (
 			return fatal
 		}
 	})
+	if fp != nil && fatal == nil {
+		// Even when the file turns out unreadable, the chunks reserved for
+		// it so far are stored: another file of this run may name them.
+		fatal = fp.finish(ctx)
+	}
 	if fatal != nil {
 		return nil, -1, false, fatal
 	}
@@ -223,3 +237,73 @@ func (b *run) flushCache(ctx context.Context, final bool) error {
 	}
 	return b.cache.PutFiles(ctx, b.opts.Source, batch)
 }
+
+// filePackMin is the smallest file whose new chunks go into packs of its
+// own (see repo.FilePacker): two chunks' worth at the minimum chunk size.
+// Smaller files share packs, so a tree of small files does not become a
+// swarm of tiny objects.
+const filePackMin = 1 << 20
+
+// filePack seals a file's new chunks on the blob workers and packs them in
+// file order, keeping a bounded window of chunks in flight.
+type filePack struct {
+	b      *run
+	packer *repo.FilePacker
+	queue  []pendingBlob
+}
+
+type pendingBlob struct {
+	id     chunk.ID
+	result chan sealed
+}
+
+// filePackWindow bounds the chunks sealed ahead of the one being packed.
+func (b *run) filePackWindow() int { return b.opts.BlobWorkers + 1 }
+
+func (b *run) newFilePack() *filePack {
+	return &filePack{b: b, packer: b.w.FilePacker()}
+}
+
+func (p *filePack) add(ctx context.Context, id chunk.ID, buf *chunk.Buf) error {
+	ok, err := p.b.w.Reserve(ctx, id)
+	if err != nil || !ok {
+		p.b.pool.Put(buf)
+		return err
+	}
+	pb := pendingBlob{id: id, result: make(chan sealed, 1)}
+	select {
+	case p.b.blobs <- blobJob{id: id, buf: buf, result: pb.result}:
+	case <-ctx.Done():
+		p.b.pool.Put(buf)
+		return ctx.Err()
+	}
+	p.queue = append(p.queue, pb)
+	for len(p.queue) > p.b.filePackWindow() {
+		if err := p.packHead(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *filePack) packHead(ctx context.Context) error {
+	head := p.queue[0]
+	p.queue = p.queue[1:]
+	select {
+	case s := <-head.result:
+		return p.packer.Add(ctx, repo.BlobData, head.id, s.data, s.rawLen)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *filePack) finish(ctx context.Context) error {
+	for len(p.queue) > 0 {
+		if err := p.packHead(ctx); err != nil {
+			return err
+		}
+	}
+	return p.packer.Flush(ctx)
+}
+
+func (p *filePack) discard() { p.packer.Discard() }

@@ -37,7 +37,8 @@ type MasterKey struct {
 	Pol     chunker.Pol `json:"polynomial"`
 
 	aead   cipher.AEAD
-	hashes sync.Pool
+	hashes sync.Pool // keyed by ID: blob IDs
+	nonces sync.Pool // keyed by a key derived from Encrypt: synthetic nonces
 }
 
 // NewMasterKey draws a fresh random key set.
@@ -63,6 +64,12 @@ func (k *MasterKey) init() error {
 		return err
 	}
 	k.aead = aead
+	var nonceKey [32]byte
+	blake3.DeriveKey("dedup 2026 synthetic nonce v1", k.Encrypt[:], nonceKey[:])
+	k.nonces.New = func() any {
+		h, _ := blake3.NewKeyed(nonceKey[:])
+		return h
+	}
 	idKey := k.ID
 	k.hashes.New = func() any {
 		h, err := blake3.NewKeyed(idKey[:])
@@ -92,6 +99,27 @@ func (k *MasterKey) Seal(dst, plaintext, ad []byte) []byte {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the kernel RNG does not fail
 	}
+	dst = append(dst, nonce[:]...)
+	return k.aead.Seal(dst, nonce[:], plaintext, ad)
+}
+
+// SealDeterministic is Seal with a synthetic nonce: a keyed BLAKE3 of the
+// associated data and the plaintext (the SIV construction). Equal inputs
+// give equal output, which lets two writers that store the same blobs
+// produce byte-identical packs that collapse into one object; different
+// inputs get independent nonces, so a nonce never repeats with another
+// plaintext. It reveals only that two sealed objects are equal, which
+// their blob IDs already reveal.
+func (k *MasterKey) SealDeterministic(dst, plaintext, ad []byte) []byte {
+	h := k.nonces.Get().(*blake3.Hasher)
+	h.Reset()
+	// The length prefix keeps (ad, plaintext) pairs from running together.
+	_, _ = h.Write([]byte{byte(len(ad))})
+	_, _ = h.Write(ad)
+	_, _ = h.Write(plaintext)
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	_, _ = h.Digest().Read(nonce[:])
+	k.nonces.Put(h)
 	dst = append(dst, nonce[:]...)
 	return k.aead.Seal(dst, nonce[:], plaintext, ad)
 }

@@ -70,6 +70,10 @@ func (b *Builder) Add(t uint8, id chunk.ID, sealed []byte, rawLen int) {
 	b.buf = append(b.buf, sealed...)
 }
 
+// Buffer returns the builder's buffer for reuse; the builder must not be
+// used afterwards.
+func (b *Builder) Buffer() []byte { return b.buf[:0] }
+
 // Size is the number of blob bytes so far.
 func (b *Builder) Size() int { return len(b.buf) }
 
@@ -84,7 +88,8 @@ func (b *Builder) Finish(key *crypto.MasterKey) (data []byte, id chunk.ID, entri
 		return nil, id, nil, fmt.Errorf("encode pack header: %w", err)
 	}
 	start := len(b.buf)
-	b.buf = key.Seal(b.buf, hdr, headerAD)
+	// Deterministic, so equal blob sequences give byte-identical packs.
+	b.buf = key.SealDeterministic(b.buf, hdr, headerAD)
 	var trailer [TrailerSize]byte
 	binary.LittleEndian.PutUint32(trailer[:4], uint32(len(b.buf)-start))
 	copy(trailer[4:], Magic)
