@@ -240,7 +240,7 @@ func (a *app) runImageRestore(ctx context.Context, name string, f imageRestoreFl
 	})
 	var total imagerestore.Result
 	for _, n := range nodes {
-		opts := imagerestore.PathOptions{Mode: f.mode, Format: f.format, Force: f.force, Progress: prog}
+		opts := imagerestore.PathOptions{Mode: f.mode, Format: f.format, Force: f.force, Progress: prog, Workers: a.readWorkers()}
 		if from != nil {
 			if opts.From, err = imagerestore.FindImage(ctx, s.repo, from, string(n.Name)); err != nil {
 				break
@@ -336,7 +336,7 @@ func (a *app) restoreDomain(ctx context.Context, s *session, v *libvirt.Virsh, s
 		}
 		path := filepath.Join(dir, name+"-"+d.Target+"."+f.format)
 		var res imagerestore.Result
-		res, err = imagerestore.ToPath(ctx, s.repo, ref, path, imagerestore.PathOptions{Format: f.format, Force: f.force, Progress: prog})
+		res, err = imagerestore.ToPath(ctx, s.repo, ref, path, imagerestore.PathOptions{Format: f.format, Force: f.force, Progress: prog, Workers: a.readWorkers()})
 		if err != nil {
 			break
 		}

@@ -164,7 +164,8 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 	if err != nil {
 		return err
 	}
-	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete, TrustMtime: f.trustMtime}
+	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete,
+		TrustMtime: f.trustMtime, Workers: a.readWorkers()}
 	var dl *deletedWriter
 	if f.mode == restore.ModeDifferential {
 		if opts.Base, err = differentialBase(sns, sn, f.since); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -46,6 +48,22 @@ func (f *s3Flags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.connections, "s3-connections", envInt("DEDUP_S3_CONNECTIONS"), "parallel S3 requests (default 16; env DEDUP_S3_CONNECTIONS)")
 }
 
+// s3PartSize keeps packs, which can exceed the pack size by up to one
+// chunk, in single PUTs; multipart is for objects far larger than a pack.
+const s3PartSize = 64 << 20
+
+// readWorkers is how many chunks a restore fetches at once: enough to hide
+// S3's per-request latency, and twice the cores for a local repository.
+func (a *app) readWorkers() int {
+	if strings.HasPrefix(a.repoURL, "s3://") {
+		if a.s3.connections > 0 {
+			return a.s3.connections
+		}
+		return s3Connections
+	}
+	return 2 * runtime.GOMAXPROCS(0)
+}
+
 // s3Connections is the default request concurrency: enough to hide S3's
 // per-request latency behind 2-4 pack uploads and parallel restore reads.
 const s3Connections = 16
@@ -63,6 +81,7 @@ func (a *app) openS3(ctx context.Context, url string) (store.Store, error) {
 	s, err := s3store.Open(ctx, s3store.Options{
 		Bucket: bucket, Prefix: prefix, Endpoint: f.endpoint, Region: f.region, PathStyle: f.pathStyle,
 		StorageClass: f.storageClass, SSE: f.sse, SSEKMSKeyID: f.kmsKeyID, Connections: conns,
+		PartSize: s3PartSize,
 	})
 	if err != nil {
 		return nil, err
