@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -241,7 +242,18 @@ func (x *Index) Reset(ctx context.Context) error {
 	}
 	x.wmu.Lock()
 	defer x.wmu.Unlock()
-	err := x.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(resetKey), nil) })
+	err := x.db.Update(func(txn *badger.Txn) error {
+		gen, err := generation(txn)
+		if err != nil {
+			return err
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], gen+1)
+		if err := txn.Set([]byte(genKey), v[:]); err != nil {
+			return err
+		}
+		return txn.Set([]byte(resetKey), nil)
+	})
 	if err == nil {
 		err = x.dropChunks()
 	}
@@ -249,6 +261,45 @@ func (x *Index) Reset(ctx context.Context) error {
 		return fmt.Errorf("index reset: %w", err)
 	}
 	return nil
+}
+
+// Generation is raised by every Reset. Chunks known in one generation stay
+// known until it changes, which is what lets files-cache entries recorded
+// in the current generation skip per-chunk checks.
+func (x *Index) Generation(ctx context.Context) (uint64, error) {
+	if err := x.check(ctx); err != nil {
+		return 0, fmt.Errorf("index generation: %w", err)
+	}
+	var gen uint64
+	err := x.db.View(func(txn *badger.Txn) (err error) {
+		gen, err = generation(txn)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("index generation: %w", err)
+	}
+	return gen, nil
+}
+
+// generation reads the counter; a cache that was never reset is in
+// generation 1, so 0 can mean "unknown" in files-cache entries.
+func generation(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get([]byte(genKey))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var gen uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("generation: %d bytes", len(v))
+		}
+		gen = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return gen, err
 }
 
 // finishReset completes a Reset interrupted by a crash.

@@ -15,6 +15,7 @@
 //	'f' + namespace + 0x00 + path   -> file state (see below)
 //	's' + "packseq"                 -> next unused pack number (4)
 //	's' + "reset"                   -> empty; a Reset was started and not finished
+//	's' + "generation"              -> uint64, raised by every Reset (absent: 1)
 //
 // Integers are big-endian. Chunk entries name their pack by number because
 // the 32-byte pack ID would be most of every entry: with numbers, a million

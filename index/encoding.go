@@ -24,6 +24,9 @@ const (
 	resetKey = string(prefixState) + "reset"
 	// packSeqKey holds the next unused pack number.
 	packSeqKey = string(prefixState) + "packseq"
+	// genKey holds the generation: raised by every Reset, so files-cache
+	// entries recorded before it are no longer trusted without checking.
+	genKey = string(prefixState) + "generation"
 )
 
 const (
@@ -31,9 +34,11 @@ const (
 	// length, raw length.
 	locationSize = 4 + 1 + 4 + 4 + 4
 
-	fileStateVersion = 1
-	// fileStateHeader is version, six 8-byte integers and the chunk count.
-	fileStateHeader = 1 + 6*8 + 4
+	fileStateVersion = 2
+	// fileStateHeader is version, seven 8-byte integers and the chunk count.
+	fileStateHeader = 1 + 7*8 + 4
+	// fileStateHeaderV1 is the version 1 layout, without the generation.
+	fileStateHeaderV1 = 1 + 6*8 + 4
 
 	// maxKeySize stays below badger's key limit of 65000 bytes; real paths
 	// are at most PATH_MAX (4096) anyway.
@@ -115,7 +120,8 @@ func encodeFileState(s FileState) []byte {
 	be.PutUint64(b[25:], uint64(s.MtimeNs))
 	be.PutUint64(b[33:], uint64(s.CtimeNs))
 	be.PutUint64(b[41:], uint64(s.SeenUnix))
-	be.PutUint32(b[49:], uint32(len(s.Chunks)))
+	be.PutUint64(b[49:], s.Gen)
+	be.PutUint32(b[57:], uint32(len(s.Chunks)))
 	p := b[fileStateHeader:]
 	for _, id := range s.Chunks {
 		p = p[copy(p, id[:]):]
@@ -125,7 +131,7 @@ func encodeFileState(s FileState) []byte {
 
 // fileSeen reads only the SeenUnix field, for expiry scans.
 func fileSeen(b []byte) (int64, error) {
-	if len(b) < fileStateHeader || b[0] != fileStateVersion {
+	if len(b) < fileStateHeaderV1 || b[0] < 1 || b[0] > fileStateVersion {
 		return 0, errors.New("file state: bad header")
 	}
 	return int64(binary.BigEndian.Uint64(b[41:])), nil
@@ -133,15 +139,25 @@ func fileSeen(b []byte) (int64, error) {
 
 func decodeFileState(b []byte) (FileState, error) {
 	var s FileState
-	if len(b) < fileStateHeader {
-		return s, fmt.Errorf("file state: %d bytes, want at least %d", len(b), fileStateHeader)
+	if len(b) < 1 {
+		return s, errors.New("file state: empty")
 	}
-	if b[0] != fileStateVersion {
+	// Version 1 records lack the generation: they decode with Gen 0, which
+	// makes the backup verify their chunks once.
+	header, countAt := fileStateHeader, 57
+	switch b[0] {
+	case fileStateVersion:
+	case 1:
+		header, countAt = fileStateHeaderV1, 49
+	default:
 		return s, fmt.Errorf("file state: unknown version %d", b[0])
 	}
+	if len(b) < header {
+		return s, fmt.Errorf("file state: %d bytes, want at least %d", len(b), header)
+	}
 	be := binary.BigEndian
-	n := be.Uint32(b[49:])
-	if uint64(len(b)-fileStateHeader) != uint64(n)*32 {
+	n := be.Uint32(b[countAt:])
+	if uint64(len(b)-header) != uint64(n)*32 {
 		return s, fmt.Errorf("file state: %d bytes for %d chunks", len(b), n)
 	}
 	s.Dev = be.Uint64(b[1:])
@@ -150,9 +166,12 @@ func decodeFileState(b []byte) (FileState, error) {
 	s.MtimeNs = int64(be.Uint64(b[25:]))
 	s.CtimeNs = int64(be.Uint64(b[33:]))
 	s.SeenUnix = int64(be.Uint64(b[41:]))
+	if b[0] == fileStateVersion {
+		s.Gen = be.Uint64(b[49:])
+	}
 	if n > 0 {
 		s.Chunks = make([]chunk.ID, n)
-		p := b[fileStateHeader:]
+		p := b[header:]
 		for i := range s.Chunks {
 			p = p[copy(s.Chunks[i][:], p):]
 		}

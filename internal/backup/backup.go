@@ -36,6 +36,7 @@ type Source interface {
 type FilesCache interface {
 	GetFile(ctx context.Context, ns string, path []byte) (index.FileState, bool, error)
 	PutFiles(ctx context.Context, ns string, batch map[string]index.FileState) error
+	Generation(ctx context.Context) (uint64, error)
 }
 
 // Options describe one backup run.
@@ -109,8 +110,12 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 		blobs: make(chan blobJob, opts.BlobWorkers),
 		root:  make(chan chunk.ID, 1),
 		batch: map[string]index.FileState{},
+		held:  map[string]index.FileState{},
 	}
 	b.scratch.New = func() any { return new(repo.Scratch) }
+	if b.gen, err = cache.Generation(ctx); err != nil {
+		return nil, err
+	}
 	go scan(ctx, paths, opts.Progress)
 
 	w := r.NewWriter(ctx, repo.WriterOptions{Uploaders: opts.Uploaders})
@@ -122,6 +127,8 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	if err := w.Finish(ctx); err != nil {
 		return nil, err
 	}
+	// Every chunk of this run is indexed now: the entries held back can
+	// be recorded as verified in this generation.
 	if err := b.flushCache(context.WithoutCancel(ctx), true); err != nil {
 		opts.Logger.Warn("files cache update failed", "err", err)
 	}
@@ -212,10 +219,13 @@ type run struct {
 
 	filesNew, filesChanged, filesUnchanged, dirs atomic.Int64
 
+	gen uint64 // index generation at the start (see index.FileState.Gen)
+
 	mu    sync.Mutex
 	errs  []error
 	warns []error
-	batch map[string]index.FileState
+	batch map[string]index.FileState // entries whose chunks are indexed
+	held  map[string]index.FileState // entries with chunks new in this run
 }
 
 func (b *run) addErr(err error) {

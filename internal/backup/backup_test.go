@@ -230,3 +230,35 @@ func TestConcurrentWritersStoreSharedFilesOnce(t *testing.T) {
 	}
 	t.Logf("two concurrent writers: %d MiB of packs for 12 MiB of files", packBytes>>20)
 }
+
+// TestCacheNotTrustedAfterIndexReset: when data leaves the repository and
+// the index is rebuilt, the files cache's verified entries belong to an old
+// generation, so the next backup checks their chunks and reads the files
+// again instead of naming chunks that are gone.
+func TestCacheNotTrustedAfterIndexReset(t *testing.T) {
+	ctx := context.Background()
+	r, st := repotest.New(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "f"), bytes.Repeat([]byte("data"), 1000), 0o644)
+	src := dirsource.New()
+	runBackup(t, r, src, repo.LevelFull, dir)
+	second := runBackup(t, r, src, repo.LevelIncremental, dir)
+	if second.Snapshot.Summary.FilesUnchanged != 1 || src.Opens() != 1 {
+		t.Fatalf("unchanged file re-read: %+v", second.Snapshot.Summary)
+	}
+	// Lose every pack and index file, then rebuild the cache.
+	for _, prefix := range []string{"data/", "index/"} {
+		st.List(ctx, prefix, func(fi store.Info) error { return st.Delete(ctx, fi.Name) })
+	}
+	if _, err := r.RebuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third := runBackup(t, r, src, repo.LevelIncremental, dir)
+	if src.Opens() != 2 {
+		t.Errorf("after the index reset the file was not read again (%d opens)", src.Opens())
+	}
+	ids := listNames(t, r, third.Snapshot, dir)["f"].Content
+	if _, err := r.LoadBlob(ctx, repo.BlobData, ids[0], nil); err != nil {
+		t.Errorf("the new snapshot names a chunk that is not stored: %v", err)
+	}
+}

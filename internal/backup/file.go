@@ -18,6 +18,11 @@ import (
 // are written to badger in one batch.
 const cacheFlushSize = 4096
 
+// heldMax bounds the entries kept back until the run's chunks are indexed
+// (about 10 MB). Beyond it they are written unverified, and the next run
+// checks their chunks once.
+const heldMax = 65536
+
 func (b *run) fileWorker(ctx context.Context) error {
 	cfg := b.r.Config()
 	split := chunk.NewCDC(b.r.Polynomial(), cfg.ChunkMin, cfg.ChunkMax, cfg.ChunkAvgBit)
@@ -53,8 +58,17 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		return err
 	}
 	if inCache && b.opts.Level == repo.LevelIncremental && sameFile(m, cached) {
-		if ok, err := b.reuse(ctx, node, cached.Chunks); err != nil || ok {
+		if cached.Gen == b.gen {
+			// Verified in this index generation: the chunks are there.
+			b.take(node, cached.Chunks)
+			return nil
+		}
+		ok, indexed, err := b.reuse(ctx, node, cached.Chunks)
+		if err != nil {
 			return err
+		}
+		if ok {
+			return b.addCache(ctx, job.path, stateOf(m, cached.Chunks, b.opts.Now()), indexed)
 		}
 	}
 	var prev *repo.Node
@@ -66,12 +80,12 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		}
 	}
 	if prev != nil && sameMeta(m, prev.Meta) {
-		ok, err := b.reuse(ctx, node, prev.Content)
+		ok, indexed, err := b.reuse(ctx, node, prev.Content)
 		if err != nil {
 			return err
 		}
 		if ok {
-			return b.addCache(ctx, job.path, stateOf(m, prev.Content, b.opts.Now()))
+			return b.addCache(ctx, job.path, stateOf(m, prev.Content, b.opts.Now()), indexed)
 		}
 	}
 
@@ -104,7 +118,7 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		b.filesChanged.Add(1)
 	}
 	if n == m.Size && !changed {
-		return b.addCache(ctx, job.path, stateOf(m, ids, b.opts.Now()))
+		return b.addCache(ctx, job.path, stateOf(m, ids, b.opts.Now()), false)
 	}
 	return nil
 }
@@ -121,17 +135,22 @@ func stateOf(m fsmeta.Meta, ids []chunk.ID, now time.Time) index.FileState {
 }
 
 // reuse takes an earlier chunk list for an unchanged file if every chunk is
-// still in the repository.
-func (b *run) reuse(ctx context.Context, node *repo.Node, ids []chunk.ID) (bool, error) {
-	known, err := b.allKnown(ctx, ids)
+// still in the repository or being stored by this run.
+func (b *run) reuse(ctx context.Context, node *repo.Node, ids []chunk.ID) (ok, indexed bool, err error) {
+	known, indexed, err := b.allKnown(ctx, ids)
 	if err != nil || !known {
-		return false, err
+		return false, false, err
 	}
+	b.take(node, ids)
+	return true, indexed, nil
+}
+
+// take records an unchanged file's reused chunk list.
+func (b *run) take(node *repo.Node, ids []chunk.ID) {
 	node.Content = ids
 	b.filesUnchanged.Add(1)
 	b.progress.FilesDone.Add(1)
 	b.progress.BytesDone.Add(node.Meta.Size)
-	return true, nil
 }
 
 // readFile chunks a file's content and hands new chunks to the blob
@@ -206,31 +225,66 @@ func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (
 	return ids, n, changed, nil
 }
 
-func (b *run) allKnown(ctx context.Context, ids []chunk.ID) (bool, error) {
+// allKnown reports whether every chunk is in the repository (indexed) or
+// being stored by this run; indexed alone tells whether they were all in
+// the index already.
+func (b *run) allKnown(ctx context.Context, ids []chunk.ID) (known, indexed bool, err error) {
+	indexed = true
 	for _, id := range ids {
-		ok, err := b.w.Has(ctx, id)
-		if err != nil || !ok {
-			return false, err
+		in, err := b.r.Index().Has(ctx, id)
+		if err != nil {
+			return false, false, err
+		}
+		if in {
+			continue
+		}
+		indexed = false
+		if ok, err := b.w.Has(ctx, id); err != nil || !ok {
+			return false, false, err
 		}
 	}
-	return true, nil
+	return true, indexed, nil
 }
 
-func (b *run) addCache(ctx context.Context, path string, st index.FileState) error {
+// addCache records a file's state. Entries whose chunks are all indexed
+// (durable) are marked verified in this generation; the others wait until
+// the run's writer has finished, so a failed run never leaves entries that
+// name chunks the index lacks marked as verified.
+func (b *run) addCache(ctx context.Context, path string, st index.FileState, durable bool) error {
 	b.mu.Lock()
-	b.batch[path] = st
-	full := len(b.batch) >= cacheFlushSize
-	b.mu.Unlock()
-	if full {
-		return b.flushCache(ctx, false)
+	var flush map[string]index.FileState
+	if durable {
+		st.Gen = b.gen
+		b.batch[path] = st
+		if len(b.batch) >= cacheFlushSize {
+			flush, b.batch = b.batch, map[string]index.FileState{}
+		}
+	} else {
+		b.held[path] = st
+		if len(b.held) >= heldMax {
+			flush, b.held = b.held, map[string]index.FileState{}
+		}
 	}
-	return nil
+	b.mu.Unlock()
+	if flush == nil {
+		return nil
+	}
+	return b.cache.PutFiles(ctx, b.opts.Source, flush)
 }
 
+// flushCache writes the pending entries; final, after the writer finished,
+// also writes the held ones as verified.
 func (b *run) flushCache(ctx context.Context, final bool) error {
 	b.mu.Lock()
 	batch := b.batch
 	b.batch = map[string]index.FileState{}
+	if final {
+		for p, st := range b.held {
+			st.Gen = b.gen
+			batch[p] = st
+		}
+		b.held = map[string]index.FileState{}
+	}
 	b.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
