@@ -7,6 +7,7 @@ import (
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/index"
+	"github.com/dedup-project/dedup/repo/crypto"
 	"github.com/dedup-project/dedup/repo/store"
 )
 
@@ -49,28 +50,33 @@ func blobAD(t uint8, id chunk.ID) []byte {
 	return append(ad, id[:]...)
 }
 
-// Scratch holds a worker's reusable buffers for sealing blobs.
+// Scratch holds a worker's reusable buffer for sealing blobs: room for the
+// nonce, then the payload, sealed in place.
 type Scratch struct {
-	payload []byte
-	sealed  []byte
+	buf []byte
 }
 
 // sealBlob compresses (when that helps) and seals plain. The result aliases
 // sc and is valid until sc is used again.
 func (r *Repository) sealBlob(sc *Scratch, t uint8, id chunk.ID, plain []byte) []byte {
-	p := sc.payload[:0]
+	const hdr = crypto.NonceSize
+	p := sc.buf[:0]
+	if need := hdr + 1 + len(plain) + crypto.Overhead; cap(p) < need {
+		p = make([]byte, 0, need)
+	}
+	p = p[:hdr]
 	if r.cfg.Compression != "none" {
 		p = append(p, flagZstd)
 		p = r.enc.EncodeAll(plain, p)
 	}
-	if len(p) == 0 || len(p) >= len(plain)+1 {
+	if len(p) == hdr || len(p) >= hdr+1+len(plain) {
 		// Incompressible: store as is rather than pay zstd's framing.
-		p = append(p[:0], flagRaw)
+		p = append(p[:hdr], flagRaw)
 		p = append(p, plain...)
 	}
-	sc.payload = p
-	sc.sealed = r.key.SealDeterministic(sc.sealed[:0], p, blobAD(t, id))
-	return sc.sealed
+	sealed := r.key.SealDeterministicInPlace(p, blobAD(t, id))
+	sc.buf = sealed[:0]
+	return sealed
 }
 
 // openBlob authenticates, decompresses and re-hashes a sealed blob.

@@ -170,7 +170,7 @@ func (w *Writer) FilePacker() *FilePacker { return &FilePacker{w: w} }
 
 // Add appends a reserved blob sealed with Seal.
 func (p *FilePacker) Add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, rawLen int) error {
-	if p.b != nil && p.b.Count() > 0 && p.b.Size()+len(sealed) > p.w.r.cfg.PackSize {
+	if p.b != nil && p.b.Count() > 0 && !p.b.Fits(len(sealed), p.w.packLimit()) {
 		if err := p.w.send(ctx, p.b, true); err != nil {
 			return err
 		}
@@ -212,11 +212,10 @@ func (p *FilePacker) Discard() {
 }
 
 func (w *Writer) add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, rawLen int) error {
-	limit := w.r.cfg.PackSize
 	w.bmu.Lock()
 	b := w.builders[t]
 	var full *pack.Builder
-	if b != nil && b.Count() > 0 && b.Size()+len(sealed) > limit {
+	if b != nil && b.Count() > 0 && !b.Fits(len(sealed), w.packLimit()) {
 		full, b = b, nil
 		delete(w.builders, t)
 	}
@@ -241,11 +240,16 @@ func (w *Writer) add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, r
 	return nil
 }
 
+// packLimit is the most bytes a finished pack may take, header included:
+// the pack size plus room for one more chunk's worth of header entries.
+// Pack buffers are allocated at this capacity and never grow.
+func (w *Writer) packLimit() int { return w.r.cfg.PackSize + 64<<10 }
+
 func (w *Writer) getBuf(ctx context.Context) ([]byte, error) {
 	select {
 	case buf := <-w.bufs:
 		if buf == nil {
-			buf = make([]byte, 0, w.r.cfg.PackSize+64<<10)
+			buf = make([]byte, 0, w.packLimit())
 		}
 		return buf, nil
 	case <-ctx.Done():

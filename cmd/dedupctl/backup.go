@@ -71,7 +71,7 @@ func (a *app) backupCommand() *cobra.Command {
 	fl.StringArrayVar(&f.tags, "tag", nil, "tag the snapshot (repeatable)")
 	fl.StringVar(&f.level, "level", repo.LevelIncremental, "full, incremental or differential")
 	fl.StringVar(&f.host, "host", "", "host name recorded in the snapshot (default: this host)")
-	fl.IntVar(&f.uploads, "uploads", 0, "packs uploaded at once (default 2 for a directory, 8 for S3)")
+	fl.IntVar(&f.uploads, "uploads", 0, "packs uploaded at once (default 1 for a directory, 8 for S3)")
 	fl.StringArrayVar(&f.images, "image", nil, "back up this qcow2 or raw image file or block device (repeatable)")
 	fl.StringVar(&f.domain, "domain", "", "back up this libvirt domain: its definition and every disk")
 	fl.StringVar(&f.quiesce, "quiesce", "auto", "domain backups: freeze guest file systems via the guest agent: auto (when it answers), always or never")
@@ -235,10 +235,14 @@ func (a *app) planBackup(ctx context.Context, s *session, source string, f backu
 		a.info("no snapshot of source %q to compare with: running a full backup", source)
 	}
 	uploads := f.uploads
-	if uploads == 0 && strings.HasPrefix(a.repoURL, "s3://") {
-		// S3 requests have tens of milliseconds of latency; more packs in
-		// flight keep the pipeline busy.
-		uploads = 8
+	if uploads == 0 {
+		// A local pack write takes milliseconds: one in flight keeps up and
+		// holds one pack buffer. S3 requests have tens of milliseconds of
+		// latency; more packs in flight keep the pipeline busy.
+		uploads = 1
+		if strings.HasPrefix(a.repoURL, "s3://") {
+			uploads = 8
+		}
 	}
 	return backupPlan{level: level, parent: parent, base: base, uploads: uploads}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -38,6 +39,8 @@ type app struct {
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        *os.File
+	cpuProfile   string
+	memProfile   string
 	s3           s3Flags
 	s3store      *s3store.Store // the raw S3 store, for bucket creation
 }
@@ -46,7 +49,7 @@ type app struct {
 // bounded, and this keeps the garbage collector from letting transient
 // garbage (badger compactions, index loading) double the footprint. The
 // GOMEMLIMIT environment variable overrides it.
-const memoryLimit = 96 << 20
+const memoryLimit = 128 << 20
 
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -97,6 +100,31 @@ func (a *app) rootCommand() *cobra.Command {
 	f.BoolVar(&a.jsonOut, "json", false, "machine-readable JSON output")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress output")
 	a.s3.register(f)
+	f.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
+	_ = f.MarkHidden("cpu-profile")
+	f.StringVar(&a.memProfile, "mem-profile", "", "write a heap profile (as of the last collection) to this file")
+	_ = f.MarkHidden("mem-profile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if a.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(a.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
+		if a.cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		if a.memProfile != "" {
+			if f, err := os.Create(a.memProfile); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 	root.AddCommand(
 		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
 		a.restoreCommand(), a.keyCommand(), a.diffCommand(), a.statsCommand(), a.verifyCommand(),

@@ -345,7 +345,9 @@ func (p *filePack) packHead(ctx context.Context) error {
 	p.queue = p.queue[1:]
 	select {
 	case s := <-head.result:
-		return p.packer.Add(ctx, repo.BlobData, head.id, s.data, s.rawLen)
+		err := p.packer.Add(ctx, repo.BlobData, head.id, s.data, s.rawLen)
+		p.b.putSealedBuf(s.data)
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}

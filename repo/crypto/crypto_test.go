@@ -63,3 +63,16 @@ func TestKeyFile(t *testing.T) {
 		t.Errorf("wrong password: %v", err)
 	}
 }
+
+func TestSealDeterministicInPlace(t *testing.T) {
+	k, _ := crypto.NewMasterKey()
+	for _, spare := range []int{0, 3, 64} {
+		plain := []byte("payload to seal in place")
+		buf := make([]byte, crypto.NonceSize+len(plain), crypto.NonceSize+len(plain)+spare)
+		copy(buf[crypto.NonceSize:], plain)
+		got := k.SealDeterministicInPlace(buf, []byte("ad"))
+		if want := k.SealDeterministic(nil, plain, []byte("ad")); !bytes.Equal(got, want) {
+			t.Fatalf("spare %d: in-place sealing differs from SealDeterministic", spare)
+		}
+	}
+}

@@ -69,3 +69,25 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestFitsLeavesRoomForTheHeader fills builders to their limit with blobs
+// of every size class and checks Finish never grows the buffer.
+func TestFitsLeavesRoomForTheHeader(t *testing.T) {
+	key, _ := crypto.NewMasterKey()
+	for _, blob := range []int{41, 200, 5000} {
+		const limit = 1 << 20
+		b := pack.NewBuilderFrom(make([]byte, 0, limit))
+		sealed := make([]byte, blob)
+		for i := 0; b.Fits(len(sealed), limit); i++ {
+			b.Add(1, chunk.ID{byte(i), byte(i >> 8), byte(i >> 16)}, sealed, 1<<31)
+		}
+		data, _, _, err := b.Finish(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > limit || cap(data) != limit {
+			t.Errorf("blobs of %d bytes: pack of %d bytes, buffer capacity %d; want at most %d without growing",
+				blob, len(data), cap(data), limit)
+		}
+	}
+}

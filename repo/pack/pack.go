@@ -74,6 +74,20 @@ func (b *Builder) Add(t uint8, id chunk.ID, sealed []byte, rawLen int) {
 // used afterwards.
 func (b *Builder) Buffer() []byte { return b.buf[:0] }
 
+// maxEntrySize bounds one header entry's CBOR encoding: a five-key map
+// header (1), five one-letter keys (2 each), the type (1), the 32-byte ID
+// with its byte-string header (34) and three 32-bit integers (5 each)
+// take at most 61 bytes.
+const maxEntrySize = 64
+
+// Fits reports whether a sealed blob of n bytes, the header listing it and
+// the trailer still fit in limit bytes. Cutting packs by it keeps the
+// builder's buffer from being reallocated when the header is appended.
+func (b *Builder) Fits(n, limit int) bool {
+	header := (len(b.entries)+1)*maxEntrySize + 16 + crypto.Overhead + TrailerSize
+	return len(b.buf)+n+header <= limit
+}
+
 // Size is the number of blob bytes so far.
 func (b *Builder) Size() int { return len(b.buf) }
 
