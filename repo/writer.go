@@ -69,6 +69,10 @@ type Writer struct {
 	unindexed []indexPack
 	lastIndex time.Time
 
+	// sealedBufs recycles the buffers SealCopy hands to ordered packers,
+	// otherwise the backup's largest source of garbage.
+	sealedBufs sync.Pool
+
 	blobsNew, bytesNew, bytesStored, packs, packsExisting, indexFiles atomic.Int64
 }
 

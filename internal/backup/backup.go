@@ -201,12 +201,7 @@ type blobJob struct {
 	buf *chunk.Buf
 	// result, when set, asks only for the sealed bytes: the file worker
 	// packs them itself, in file order.
-	result chan sealed
-}
-
-type sealed struct {
-	data   []byte
-	rawLen int
+	result chan<- repo.Sealed
 }
 
 type run struct {
@@ -221,10 +216,6 @@ type run struct {
 	blobs    chan blobJob
 	root     chan chunk.ID
 	scratch  sync.Pool
-	// sealedBufs recycles the buffers that carry sealed chunks from the
-	// blob workers to a file's packer, the backup's largest source of
-	// garbage otherwise.
-	sealedBufs sync.Pool
 
 	filesNew, filesChanged, filesUnchanged, dirs atomic.Int64
 
@@ -287,9 +278,8 @@ func (b *run) blobWorker(ctx context.Context) error {
 	for job := range b.blobs {
 		var err error
 		if job.result != nil {
-			data := b.sealedBuf()
-			data = append(data, b.w.Seal(sc, repo.BlobData, job.id, job.buf.Data)...)
-			job.result <- sealed{data: data, rawLen: len(job.buf.Data)}
+			data := b.w.SealCopy(sc, repo.BlobData, job.id, job.buf.Data)
+			job.result <- repo.Sealed{ID: job.id, Data: data, RawLen: len(job.buf.Data)}
 		} else {
 			_, err = b.w.SaveBlob(ctx, repo.BlobData, job.id, job.buf.Data, sc)
 		}
@@ -305,17 +295,4 @@ func (b *run) blobWorker(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (b *run) sealedBuf() []byte {
-	if p, ok := b.sealedBufs.Get().(*[]byte); ok {
-		return (*p)[:0]
-	}
-	return nil
-}
-
-func (b *run) putSealedBuf(buf []byte) {
-	if cap(buf) <= 4<<20 {
-		b.sealedBufs.Put(&buf)
-	}
 }

@@ -299,23 +299,15 @@ func (b *run) flushCache(ctx context.Context, final bool) error {
 const filePackMin = 1 << 20
 
 // filePack seals a file's new chunks on the blob workers and packs them in
-// file order, keeping a bounded window of chunks in flight.
+// file order (see repo.OrderedPacker).
 type filePack struct {
-	b      *run
-	packer *repo.FilePacker
-	queue  []pendingBlob
+	b *run
+	p *repo.OrderedPacker
 }
-
-type pendingBlob struct {
-	id     chunk.ID
-	result chan sealed
-}
-
-// filePackWindow bounds the chunks sealed ahead of the one being packed.
-func (b *run) filePackWindow() int { return b.opts.BlobWorkers + 1 }
 
 func (b *run) newFilePack() *filePack {
-	return &filePack{b: b, packer: b.w.FilePacker()}
+	// Each blob worker can work ahead on one chunk of the file.
+	return &filePack{b: b, p: b.w.NewOrderedPacker(b.opts.BlobWorkers + 1)}
 }
 
 func (p *filePack) add(ctx context.Context, id chunk.ID, buf *chunk.Buf) error {
@@ -324,42 +316,20 @@ func (p *filePack) add(ctx context.Context, id chunk.ID, buf *chunk.Buf) error {
 		p.b.pool.Put(buf)
 		return err
 	}
-	pb := pendingBlob{id: id, result: make(chan sealed, 1)}
+	result, err := p.p.Push(ctx)
+	if err != nil {
+		p.b.pool.Put(buf)
+		return err
+	}
 	select {
-	case p.b.blobs <- blobJob{id: id, buf: buf, result: pb.result}:
+	case p.b.blobs <- blobJob{id: id, buf: buf, result: result}:
+		return nil
 	case <-ctx.Done():
 		p.b.pool.Put(buf)
 		return ctx.Err()
 	}
-	p.queue = append(p.queue, pb)
-	for len(p.queue) > p.b.filePackWindow() {
-		if err := p.packHead(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
-func (p *filePack) packHead(ctx context.Context) error {
-	head := p.queue[0]
-	p.queue = p.queue[1:]
-	select {
-	case s := <-head.result:
-		err := p.packer.Add(ctx, repo.BlobData, head.id, s.data, s.rawLen)
-		p.b.putSealedBuf(s.data)
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *filePack) finish(ctx context.Context) error { return p.p.Finish(ctx) }
 
-func (p *filePack) finish(ctx context.Context) error {
-	for len(p.queue) > 0 {
-		if err := p.packHead(ctx); err != nil {
-			return err
-		}
-	}
-	return p.packer.Flush(ctx)
-}
-
-func (p *filePack) discard() { p.packer.Discard() }
+func (p *filePack) discard() { p.p.Discard() }

@@ -32,9 +32,9 @@ type imageCounters struct {
 }
 
 type job struct {
-	id  chunk.ID
-	buf *chunk.Buf
-	cnt *imageCounters
+	id     chunk.ID
+	buf    *chunk.Buf
+	result chan<- repo.Sealed
 }
 
 func newRun(r *repo.Repository, w *repo.Writer, opts Options) *run {
@@ -92,6 +92,9 @@ func (b *run) pipeline(ctx context.Context, inputs []Input, images []*imagesourc
 	return nodes, stats, nil
 }
 
+// worker seals chunks for the image's ordered packer: every image's new
+// chunks go, in offset order, into packs of its own, so two hosts backing
+// up the same disk at once build identical packs that are stored once.
 func (b *run) worker(ctx context.Context) error {
 	sc := new(repo.Scratch)
 	for {
@@ -105,14 +108,9 @@ func (b *run) worker(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		isNew, err := b.w.SaveBlob(ctx, repo.BlobData, j.id, j.buf.Data, sc)
-		if isNew {
-			j.cnt.bytesNew.Add(int64(len(j.buf.Data)))
-		}
+		sealed := b.w.SealCopy(sc, repo.BlobData, j.id, j.buf.Data)
+		j.result <- repo.Sealed{ID: j.id, Data: sealed, RawLen: len(j.buf.Data)}
 		b.pool.Put(j.buf)
-		if err != nil {
-			return err
-		}
 	}
 }
 
@@ -146,6 +144,8 @@ func (b *run) readImage(ctx context.Context, in Input, im *imagesource.Image, pn
 		return nil
 	}
 	base := b.prog.BytesDone.Load()
+	op := b.w.NewOrderedPacker(b.opts.Workers + 1)
+	defer op.Discard()
 	stats, err := im.Blocks(ctx, func(off int64, data []byte) error {
 		if err := flushTo(off); err != nil {
 			return err
@@ -178,20 +178,35 @@ func (b *run) readImage(ctx context.Context, in Input, im *imagesource.Image, pn
 			st.BytesKnown += n
 			return nil
 		}
-		st.BytesKnown += n // corrected by the worker's count of new bytes
+		reserved, err := b.w.Reserve(ctx, id)
+		if err != nil {
+			return err
+		}
+		st.BytesKnown += n // corrected by the count of new bytes
+		if !reserved {
+			return nil // another image of this run is storing it
+		}
+		cnt.bytesNew.Add(n)
+		result, err := op.Push(ctx)
+		if err != nil {
+			return err
+		}
 		buf, err := b.pool.Get(ctx)
 		if err != nil {
 			return err
 		}
 		buf.Data = append(buf.Data[:0], data...)
 		select {
-		case b.jobs <- job{id: id, buf: buf, cnt: cnt}:
+		case b.jobs <- job{id: id, buf: buf, result: result}:
 			return nil
 		case <-ctx.Done():
 			b.pool.Put(buf)
 			return ctx.Err()
 		}
 	})
+	if ferr := op.Finish(ctx); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, st, fmt.Errorf("back up image %s: %w", in.Path, err)
 	}
