@@ -31,9 +31,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime 20s ./repo/pack
 	$(GO) test -run '^$$' -fuzz FuzzLoadTree -fuzztime 20s ./repo
 
-bench: build
+# bench: stage benchmarks, the end-to-end suite on a local repository, the
+# S3 row on MinIO, and the disk image pipeline. Figures: docs/performance.md.
+bench: build deps
 	$(GO) test -run '^$$' -bench . -benchmem ./chunk ./repo
 	$(GO) run ./internal/bench/cmd/dedupbench $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench BenchmarkS3 -benchtime 1x ./internal/backup
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/imagebackup
 
 lint:
 	@test -x .tools/bin/golangci-lint || GOBIN=$(CURDIR)/.tools/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest
