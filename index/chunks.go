@@ -3,7 +3,6 @@ package index
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -247,9 +246,7 @@ func (x *Index) Reset(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], gen+1)
-		if err := txn.Set([]byte(genKey), v[:]); err != nil {
+		if err := setUint64(txn, genKey, gen+1); err != nil {
 			return err
 		}
 		return txn.Set([]byte(resetKey), nil)
@@ -264,8 +261,7 @@ func (x *Index) Reset(ctx context.Context) error {
 }
 
 // Generation is raised by every Reset. Chunks known in one generation stay
-// known until it changes, which is what lets files-cache entries recorded
-// in the current generation skip per-chunk checks.
+// known until it changes (see NewRun).
 func (x *Index) Generation(ctx context.Context) (uint64, error) {
 	if err := x.check(ctx); err != nil {
 		return 0, fmt.Errorf("index generation: %w", err)
@@ -282,24 +278,9 @@ func (x *Index) Generation(ctx context.Context) (uint64, error) {
 }
 
 // generation reads the counter; a cache that was never reset is in
-// generation 1, so 0 can mean "unknown" in files-cache entries.
+// generation 1.
 func generation(txn *badger.Txn) (uint64, error) {
-	item, err := txn.Get([]byte(genKey))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 1, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	var gen uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("generation: %d bytes", len(v))
-		}
-		gen = binary.BigEndian.Uint64(v)
-		return nil
-	})
-	return gen, err
+	return getUint64(txn, genKey, 1)
 }
 
 // finishReset completes a Reset interrupted by a crash.
@@ -322,7 +303,7 @@ func (x *Index) finishReset(ctx context.Context) error {
 // marker; until then a crash is finished by the next Open. The pack counter
 // stays, so numbers are never reused.
 func (x *Index) dropChunks() error {
-	err := x.db.DropPrefix([]byte{prefixIndex}, []byte{prefixChunk}, []byte{prefixPack}, []byte{prefixPackNum})
+	err := x.db.DropPrefix([]byte{prefixIndex}, []byte{prefixChunk}, []byte{prefixPack}, []byte{prefixPackNum}, []byte{prefixRun})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@
 //	's' + "packseq"                 -> next unused pack number (4)
 //	's' + "reset"                   -> empty; a Reset was started and not finished
 //	's' + "generation"              -> uint64, raised by every Reset (absent: 1)
+//	's' + "runseq"                  -> uint64, the last backup run token handed out
+//	'r' + token (8)                 -> uint64 generation in which that run completed
 //
 // Integers are big-endian. Chunk entries name their pack by number because
 // the 32-byte pack ID would be most of every entry: with numbers, a million

@@ -14,6 +14,8 @@ const (
 	prefixIndex = 'i'
 	prefixFile  = 'f'
 	prefixState = 's'
+	// prefixRun marks completed backup runs: 'r' + token -> generation.
+	prefixRun = 'r'
 
 	prefixPack    = 'p'
 	prefixPackNum = 'n'
@@ -27,6 +29,8 @@ const (
 	// genKey holds the generation: raised by every Reset, so files-cache
 	// entries recorded before it are no longer trusted without checking.
 	genKey = string(prefixState) + "generation"
+	// runSeqKey holds the last backup run token handed out.
+	runSeqKey = string(prefixState) + "runseq"
 )
 
 const (
@@ -120,7 +124,7 @@ func encodeFileState(s FileState) []byte {
 	be.PutUint64(b[25:], uint64(s.MtimeNs))
 	be.PutUint64(b[33:], uint64(s.CtimeNs))
 	be.PutUint64(b[41:], uint64(s.SeenUnix))
-	be.PutUint64(b[49:], s.Gen)
+	be.PutUint64(b[49:], s.Run)
 	be.PutUint32(b[57:], uint32(len(s.Chunks)))
 	p := b[fileStateHeader:]
 	for _, id := range s.Chunks {
@@ -142,7 +146,7 @@ func decodeFileState(b []byte) (FileState, error) {
 	if len(b) < 1 {
 		return s, errors.New("file state: empty")
 	}
-	// Version 1 records lack the generation: they decode with Gen 0, which
+	// Version 1 records lack the run: they decode with Run 0, which
 	// makes the backup verify their chunks once.
 	header, countAt := fileStateHeader, 57
 	switch b[0] {
@@ -167,7 +171,7 @@ func decodeFileState(b []byte) (FileState, error) {
 	s.CtimeNs = int64(be.Uint64(b[33:]))
 	s.SeenUnix = int64(be.Uint64(b[41:]))
 	if b[0] == fileStateVersion {
-		s.Gen = be.Uint64(b[49:])
+		s.Run = be.Uint64(b[49:])
 	}
 	if n > 0 {
 		s.Chunks = make([]chunk.ID, n)

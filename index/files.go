@@ -18,10 +18,10 @@ type FileState struct {
 	MtimeNs, CtimeNs int64
 	Chunks           []chunk.ID
 	SeenUnix         int64 // last backup that saw this file (for expiry)
-	// Gen is the index generation in which every chunk was known to be
-	// indexed; 0 means not known. While Generation is unchanged, such
-	// chunks cannot have left the index, so the backup skips checking them.
-	Gen uint64
+	// Run is the backup run that recorded the entry (see NewRun); 0 means
+	// none. Once that run is complete in the current generation, its
+	// chunks are known to be indexed and the backup skips checking them.
+	Run uint64
 }
 
 // GetFile returns the cached state of path in namespace ns (the backup

@@ -35,7 +35,9 @@ type Source interface {
 type FilesCache interface {
 	GetFile(ctx context.Context, ns string, path []byte) (index.FileState, bool, error)
 	PutFiles(ctx context.Context, ns string, batch map[string]index.FileState) error
-	Generation(ctx context.Context) (uint64, error)
+	NewRun(ctx context.Context) (uint64, error)
+	CompleteRun(ctx context.Context, token uint64) error
+	RunTrusted(ctx context.Context, token uint64) (bool, error)
 }
 
 // Options describe one backup run.
@@ -115,10 +117,10 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 		blobs: make(chan blobJob, opts.BlobWorkers),
 		root:  make(chan chunk.ID, 1),
 		batch: map[string]index.FileState{},
-		held:  map[string]index.FileState{},
+		runs:  map[uint64]bool{},
 	}
 	b.scratch.New = func() any { return new(repo.Scratch) }
-	if b.gen, err = cache.Generation(ctx); err != nil {
+	if b.token, err = cache.NewRun(ctx); err != nil {
 		return nil, err
 	}
 	go scan(ctx, paths, opts.Progress)
@@ -132,9 +134,14 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	if err := w.Finish(ctx); err != nil {
 		return nil, err
 	}
-	// Every chunk of this run is indexed now: the entries held back can
-	// be recorded as verified in this generation.
-	if err := b.flushCache(context.WithoutCancel(ctx), true); err != nil {
+	// Every chunk of this run is indexed now: its files-cache entries can
+	// be trusted from here on.
+	if err := b.flushCache(context.WithoutCancel(ctx)); err == nil {
+		err = cache.CompleteRun(context.WithoutCancel(ctx), b.token)
+		if err != nil {
+			opts.Logger.Warn("files cache update failed", "err", err)
+		}
+	} else {
 		opts.Logger.Warn("files cache update failed", "err", err)
 	}
 	ws := w.Stats()
@@ -219,13 +226,13 @@ type run struct {
 
 	filesNew, filesChanged, filesUnchanged, dirs atomic.Int64
 
-	gen uint64 // index generation at the start (see index.FileState.Gen)
+	token uint64 // this run's files-cache token (see index.NewRun)
 
 	mu    sync.Mutex
 	errs  []error
 	warns []error
-	batch map[string]index.FileState // entries whose chunks are indexed
-	held  map[string]index.FileState // entries with chunks new in this run
+	batch map[string]index.FileState
+	runs  map[uint64]bool // earlier runs' tokens: trusted or not
 }
 
 func (b *run) addErr(err error) {

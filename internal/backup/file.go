@@ -18,11 +18,6 @@ import (
 // are written to badger in one batch.
 const cacheFlushSize = 4096
 
-// heldMax bounds the entries kept back until the run's chunks are indexed
-// (about 10 MB). Beyond it they are written unverified, and the next run
-// checks their chunks once.
-const heldMax = 65536
-
 func (b *run) fileWorker(ctx context.Context) error {
 	cfg := b.r.Config()
 	split := chunk.NewCDC(b.r.Polynomial(), cfg.ChunkMin, cfg.ChunkMax, cfg.ChunkAvgBit)
@@ -58,17 +53,22 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		return err
 	}
 	if inCache && b.opts.Level == repo.LevelIncremental && sameFile(m, cached) {
-		if cached.Gen == b.gen {
-			// Verified in this index generation: the chunks are there.
+		trusted, err := b.trusted(ctx, cached.Run)
+		if err != nil {
+			return err
+		}
+		if trusted {
+			// Recorded by a run that completed in this index generation:
+			// every chunk is in the index.
 			b.take(node, cached.Chunks)
 			return nil
 		}
-		ok, indexed, err := b.reuse(ctx, node, cached.Chunks)
+		ok, err := b.reuse(ctx, node, cached.Chunks)
 		if err != nil {
 			return err
 		}
 		if ok {
-			return b.addCache(ctx, job.path, stateOf(m, cached.Chunks, b.opts.Now()), indexed)
+			return b.addCache(ctx, job.path, stateOf(m, cached.Chunks, b.opts.Now()))
 		}
 	}
 	var prev *repo.Node
@@ -80,12 +80,12 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		}
 	}
 	if prev != nil && sameMeta(m, prev.Meta) {
-		ok, indexed, err := b.reuse(ctx, node, prev.Content)
+		ok, err := b.reuse(ctx, node, prev.Content)
 		if err != nil {
 			return err
 		}
 		if ok {
-			return b.addCache(ctx, job.path, stateOf(m, prev.Content, b.opts.Now()), indexed)
+			return b.addCache(ctx, job.path, stateOf(m, prev.Content, b.opts.Now()))
 		}
 	}
 
@@ -118,7 +118,7 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		b.filesChanged.Add(1)
 	}
 	if n == m.Size && !changed {
-		return b.addCache(ctx, job.path, stateOf(m, ids, b.opts.Now()), false)
+		return b.addCache(ctx, job.path, stateOf(m, ids, b.opts.Now()))
 	}
 	return nil
 }
@@ -136,13 +136,13 @@ func stateOf(m fsmeta.Meta, ids []chunk.ID, now time.Time) index.FileState {
 
 // reuse takes an earlier chunk list for an unchanged file if every chunk is
 // still in the repository or being stored by this run.
-func (b *run) reuse(ctx context.Context, node *repo.Node, ids []chunk.ID) (ok, indexed bool, err error) {
-	known, indexed, err := b.allKnown(ctx, ids)
+func (b *run) reuse(ctx context.Context, node *repo.Node, ids []chunk.ID) (bool, error) {
+	known, err := b.allKnown(ctx, ids)
 	if err != nil || !known {
-		return false, false, err
+		return false, err
 	}
 	b.take(node, ids)
-	return true, indexed, nil
+	return true, nil
 }
 
 // take records an unchanged file's reused chunk list.
@@ -225,45 +225,46 @@ func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (
 	return ids, n, changed, nil
 }
 
-// allKnown reports whether every chunk is in the repository (indexed) or
-// being stored by this run; indexed alone tells whether they were all in
-// the index already.
-func (b *run) allKnown(ctx context.Context, ids []chunk.ID) (known, indexed bool, err error) {
-	indexed = true
+// allKnown reports whether every chunk is in the repository or being
+// stored by this run.
+func (b *run) allKnown(ctx context.Context, ids []chunk.ID) (bool, error) {
 	for _, id := range ids {
-		in, err := b.r.Index().Has(ctx, id)
-		if err != nil {
-			return false, false, err
-		}
-		if in {
-			continue
-		}
-		indexed = false
-		if ok, err := b.w.Has(ctx, id); err != nil || !ok {
-			return false, false, err
+		ok, err := b.w.Has(ctx, id)
+		if err != nil || !ok {
+			return false, err
 		}
 	}
-	return true, indexed, nil
+	return true, nil
 }
 
-// addCache records a file's state. Entries whose chunks are all indexed
-// (durable) are marked verified in this generation; the others wait until
-// the run's writer has finished, so a failed run never leaves entries that
-// name chunks the index lacks marked as verified.
-func (b *run) addCache(ctx context.Context, path string, st index.FileState, durable bool) error {
+// trusted reports whether an earlier run's files-cache entries can be used
+// without checking their chunks, remembering the answer per token.
+func (b *run) trusted(ctx context.Context, token uint64) (bool, error) {
 	b.mu.Lock()
+	ok, seen := b.runs[token]
+	b.mu.Unlock()
+	if seen {
+		return ok, nil
+	}
+	ok, err := b.cache.RunTrusted(ctx, token)
+	if err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	b.runs[token] = ok
+	b.mu.Unlock()
+	return ok, nil
+}
+
+// addCache records a file's state under this run's token; the entries
+// become trusted when the run completes (see index.NewRun).
+func (b *run) addCache(ctx context.Context, path string, st index.FileState) error {
+	st.Run = b.token
+	b.mu.Lock()
+	b.batch[path] = st
 	var flush map[string]index.FileState
-	if durable {
-		st.Gen = b.gen
-		b.batch[path] = st
-		if len(b.batch) >= cacheFlushSize {
-			flush, b.batch = b.batch, map[string]index.FileState{}
-		}
-	} else {
-		b.held[path] = st
-		if len(b.held) >= heldMax {
-			flush, b.held = b.held, map[string]index.FileState{}
-		}
+	if len(b.batch) >= cacheFlushSize {
+		flush, b.batch = b.batch, map[string]index.FileState{}
 	}
 	b.mu.Unlock()
 	if flush == nil {
@@ -272,19 +273,11 @@ func (b *run) addCache(ctx context.Context, path string, st index.FileState, dur
 	return b.cache.PutFiles(ctx, b.opts.Source, flush)
 }
 
-// flushCache writes the pending entries; final, after the writer finished,
-// also writes the held ones as verified.
-func (b *run) flushCache(ctx context.Context, final bool) error {
+// flushCache writes the entries not yet written.
+func (b *run) flushCache(ctx context.Context) error {
 	b.mu.Lock()
 	batch := b.batch
 	b.batch = map[string]index.FileState{}
-	if final {
-		for p, st := range b.held {
-			st.Gen = b.gen
-			batch[p] = st
-		}
-		b.held = map[string]index.FileState{}
-	}
 	b.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
