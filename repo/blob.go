@@ -33,6 +33,9 @@ type BlobError struct {
 }
 
 func (e *BlobError) Error() string {
+	if e.ID.IsZero() {
+		return fmt.Sprintf("pack %s: %v", e.Pack.Short(), e.Err)
+	}
 	if e.Pack.IsZero() {
 		return fmt.Sprintf("blob %s: %v", e.ID.Short(), e.Err)
 	}
@@ -148,6 +151,23 @@ func (r *Repository) OpenSealed(id chunk.ID, loc index.Location, sealed, dst []b
 		return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: length %d, index says %d", ErrDamaged, len(plain), loc.RawLength)}
 	}
 	return plain, nil
+}
+
+// ReadPackRange reads length bytes of a pack at offset, for restores that
+// fetch several adjacent blobs at once; open each with OpenSealed. A
+// missing or short pack is damage.
+func (r *Repository) ReadPackRange(ctx context.Context, pack chunk.ID, offset, length int64) ([]byte, error) {
+	data, err := store.ReadRange(ctx, r.store, packName(pack), offset, length)
+	if err != nil {
+		if store.IsNotFound(err) {
+			return nil, &BlobError{Pack: pack, Err: fmt.Errorf("%w: pack file missing", ErrDamaged)}
+		}
+		return nil, fmt.Errorf("read pack %s: %w", pack.Short(), err)
+	}
+	if int64(len(data)) != length {
+		return nil, &BlobError{Pack: pack, Err: fmt.Errorf("%w: pack truncated", ErrDamaged)}
+	}
+	return data, nil
 }
 
 func packName(id chunk.ID) string {

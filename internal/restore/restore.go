@@ -25,6 +25,10 @@ import (
 type Reader interface {
 	LoadTree(ctx context.Context, id chunk.ID) (*repo.Tree, error)
 	LoadBlobAt(ctx context.Context, id chunk.ID, loc index.Location, dst []byte) ([]byte, error)
+	// ReadPackRange and OpenSealed let a restore fetch several adjacent
+	// chunks with one read and open them one by one.
+	ReadPackRange(ctx context.Context, pack chunk.ID, offset, length int64) ([]byte, error)
+	OpenSealed(id chunk.ID, loc index.Location, sealed, dst []byte) ([]byte, error)
 	Index() repo.Index
 	// BlobID is the keyed chunk hash, used to compare data already in the
 	// target with the snapshot's chunks without reading the repository.
@@ -108,10 +112,40 @@ type fileState struct {
 // file to compare with the snapshot and bring up to date.
 type job struct {
 	file *fileState
-	off  int64
-	id   chunk.ID
-	loc  index.Location
+	run  []piece // chunks adjacent in one pack, fetched with one read
 	sync *syncFile
+}
+
+// piece is one chunk of a file and where it goes.
+type piece struct {
+	off int64 // offset in the file
+	id  chunk.ID
+	loc index.Location
+}
+
+// maxRun bounds the bytes one job reads: large enough that a file whose
+// chunks lie together in a pack costs a few requests instead of one per
+// chunk, small enough that a large file still spreads over every worker.
+const maxRun = 8 << 20
+
+// runs groups a file's chunks into jobs of chunks that follow each other
+// in the same pack.
+func runs(pieces []piece) [][]piece {
+	var out [][]piece
+	start := 0
+	for i := 1; i <= len(pieces); i++ {
+		if i < len(pieces) {
+			prev, cur := pieces[i-1].loc, pieces[i].loc
+			first := pieces[start].loc
+			if cur.Pack == prev.Pack && cur.Offset == prev.Offset+prev.Length &&
+				int64(cur.Offset)+int64(cur.Length)-int64(first.Offset) <= maxRun {
+				continue
+			}
+		}
+		out = append(out, pieces[start:i])
+		start = i
+	}
+	return out
 }
 
 type linkJob struct {
@@ -419,16 +453,20 @@ func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p
 	if len(n.Content) == 0 {
 		return rs.commit(ctx, fs)
 	}
-	fs.remaining.Store(int64(len(n.Content)))
+	pieces := make([]piece, len(n.Content))
 	var off int64
 	for i, id := range n.Content {
+		pieces[i] = piece{off: off, id: id, loc: locs[i]}
+		off += int64(locs[i].RawLength)
+	}
+	jobs := runs(pieces)
+	fs.remaining.Store(int64(len(jobs)))
+	for _, run := range jobs {
 		select {
-		case rs.jobs <- job{file: fs, off: off, id: id, loc: locs[i]}:
+		case rs.jobs <- job{file: fs, run: run}:
 		case <-ctx.Done():
-			f.Abort()
 			return ctx.Err()
 		}
-		off += int64(locs[i].RawLength)
 	}
 	return nil
 }
@@ -465,23 +503,7 @@ func (rs *restorer) worker(ctx context.Context) error {
 			continue
 		}
 		if j.file.damaged.Load() == nil {
-			data, err := rs.r.LoadBlobAt(ctx, j.id, j.loc, buf)
-			switch {
-			case err == nil:
-				buf = data
-				// On failure the unfinished files are discarded by
-				// abortOpen once every worker has stopped; aborting here
-				// would close a file another worker is still writing.
-				if _, err := j.file.f.WriteAt(data, j.off); err != nil {
-					if errors.Is(err, unix.ENOSPC) {
-						return fmt.Errorf("restore target is full while writing %s: %w", j.file.path, err)
-					}
-					return err
-				}
-				rs.prog.BytesDone.Add(int64(len(data)))
-			case errors.Is(err, repo.ErrDamaged):
-				j.file.damaged.CompareAndSwap(nil, &err)
-			default:
+			if err := rs.fetchRun(ctx, j, &buf); err != nil {
 				return err
 			}
 		}
@@ -490,6 +512,47 @@ func (rs *restorer) worker(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// fetchRun reads a job's chunks with one ranged read, opens each (which
+// verifies it against its ID) and writes it at its offset. Damage marks the
+// file; other errors end the restore.
+func (rs *restorer) fetchRun(ctx context.Context, j job, buf *[]byte) error {
+	first, last := j.run[0].loc, j.run[len(j.run)-1].loc
+	var raw []byte
+	var err error
+	if len(j.run) > 1 {
+		raw, err = rs.r.ReadPackRange(ctx, first.Pack, int64(first.Offset), int64(last.Offset+last.Length-first.Offset))
+	}
+	for _, p := range j.run {
+		var data []byte
+		switch {
+		case err != nil:
+		case raw != nil:
+			data, err = rs.r.OpenSealed(p.id, p.loc, raw[p.loc.Offset-first.Offset:][:p.loc.Length], *buf)
+		default:
+			data, err = rs.r.LoadBlobAt(ctx, p.id, p.loc, *buf)
+		}
+		if errors.Is(err, repo.ErrDamaged) {
+			j.file.damaged.CompareAndSwap(nil, &err)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		*buf = data
+		// On failure the unfinished files are discarded by abortOpen once
+		// every worker has stopped; aborting here would close a file
+		// another worker is still writing.
+		if _, err := j.file.f.WriteAt(data, p.off); err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				return fmt.Errorf("restore target is full while writing %s: %w", j.file.path, err)
+			}
+			return err
+		}
+		rs.prog.BytesDone.Add(int64(len(data)))
 	}
 	return nil
 }
