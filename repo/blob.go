@@ -115,7 +115,10 @@ func (r *Repository) openBlob(dst []byte, t uint8, id chunk.ID, sealed []byte) (
 
 // LoadBlob reads one blob, verifying its ID after decryption. dst is reused
 // when large enough. Damage gives a *BlobError wrapping ErrDamaged.
-func (r *Repository) LoadBlob(ctx context.Context, t uint8, id chunk.ID, dst []byte) ([]byte, error) {
+// The type argument documents the caller's expectation; the type recorded in
+// the index is the one the blob was sealed with (equal bytes are stored once,
+// under the type first saved), so it is what opening uses.
+func (r *Repository) LoadBlob(ctx context.Context, _ uint8, id chunk.ID, dst []byte) ([]byte, error) {
 	loc, ok, err := r.idx.Lookup(ctx, id)
 	if err != nil {
 		return nil, err

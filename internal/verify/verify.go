@@ -132,7 +132,7 @@ func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error
 		}
 		log.Debug("packs read", "packs", len(packs), "bytes", v.bytesRead.Load())
 	}
-	packs = nil
+	packs = nil //nolint:ineffassign // drops the pack table before the walk, which can be long
 	// The walk runs last, so it can name the snapshots and files behind
 	// every problem the passes above found.
 	g, gctx := errgroup.WithContext(ctx)

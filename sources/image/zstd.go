@@ -56,7 +56,7 @@ type pooledDecoder struct {
 func (p *pooledDecoder) Close() error {
 	if p.Decoder != nil {
 		// Drop the reference to the cluster's reader before pooling.
-		_ = p.Decoder.Reset(nil)
+		_ = p.Reset(nil)
 		p.pool.Put(p.Decoder)
 		p.Decoder = nil
 	}
