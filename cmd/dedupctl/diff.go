@@ -28,19 +28,11 @@ the bytes of chunks the old version did not have.`,
 }
 
 func (a *app) runDiff(ctx context.Context, name1, name2 string) error {
-	s, err := a.open(ctx)
+	s, sns, sn1, err := a.openSnapshot(ctx, name1)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	sns, _, err := s.repo.Snapshots(ctx)
-	if err != nil {
-		return err
-	}
-	sn1, err := repo.FindSnapshot(sns, name1)
-	if err != nil {
-		return err
-	}
 	sn2, err := repo.FindSnapshot(sns, name2)
 	if err != nil {
 		return err

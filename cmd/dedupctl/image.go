@@ -190,19 +190,11 @@ func (a *app) runImageRestore(ctx context.Context, name string, f imageRestoreFl
 			return err
 		}
 	}
-	s, err := a.open(ctx)
+	s, sns, sn, err := a.openSnapshot(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	sns, _, err := s.repo.Snapshots(ctx)
-	if err != nil {
-		return err
-	}
-	sn, err := repo.FindSnapshot(sns, name)
-	if err != nil {
-		return err
-	}
 	nodes, err := imagerestore.Images(ctx, s.repo, sn)
 	if err != nil {
 		return err

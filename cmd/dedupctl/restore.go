@@ -151,19 +151,11 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 	if err := f.check(); err != nil {
 		return err
 	}
-	s, err := a.open(ctx)
+	s, sns, sn, err := a.openSnapshot(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	sns, _, err := s.repo.Snapshots(ctx)
-	if err != nil {
-		return err
-	}
-	sn, err := repo.FindSnapshot(sns, name)
-	if err != nil {
-		return err
-	}
 	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete,
 		TrustMtime: f.trustMtime, Workers: a.readWorkers()}
 	var dl *deletedWriter

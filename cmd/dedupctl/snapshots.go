@@ -16,12 +16,23 @@ import (
 	"github.com/dedup-project/dedup/repo"
 )
 
-func (a *app) findSnapshot(ctx context.Context, s *session, name string) (*repo.Snapshot, error) {
-	sns, _, err := s.repo.Snapshots(ctx)
+// openSnapshot opens the repository and resolves a snapshot name; the
+// caller closes the session. It also returns every snapshot, for commands
+// that resolve more names or look for a base.
+func (a *app) openSnapshot(ctx context.Context, name string) (*session, []*repo.Snapshot, *repo.Snapshot, error) {
+	s, err := a.open(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return repo.FindSnapshot(sns, name)
+	sns, _, err := s.repo.Snapshots(ctx)
+	if err == nil {
+		var sn *repo.Snapshot
+		if sn, err = repo.FindSnapshot(sns, name); err == nil {
+			return s, sns, sn, nil
+		}
+	}
+	s.Close()
+	return nil, nil, nil, err
 }
 
 func (a *app) snapshotsCommand() *cobra.Command {
@@ -122,15 +133,11 @@ func (a *app) lsCommand() *cobra.Command {
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := a.open(ctx)
+			s, _, sn, err := a.openSnapshot(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			sn, err := a.findSnapshot(ctx, s, args[0])
-			if err != nil {
-				return err
-			}
 			prefix := "/"
 			if len(args) == 2 {
 				prefix = "/" + strings.Trim(args[1], "/")
