@@ -38,7 +38,18 @@ type FilesCache interface {
 	NewRun(ctx context.Context) (uint64, error)
 	CompleteRun(ctx context.Context, token uint64) error
 	RunTrusted(ctx context.Context, token uint64) (bool, error)
+	ExpireFiles(ctx context.Context, ns string, seenBefore int64) (int, error)
 }
+
+// Files-cache entries of paths no backup has recorded for cacheExpiry are
+// dropped, one run in expireEvery, so deleted files do not pile up. An
+// entry of a file that is still there but was reused unchanged all along
+// expires too; the next run finds the file in the parent snapshot and
+// records it again without reading it.
+const (
+	cacheExpiry = 90 * 24 * time.Hour
+	expireEvery = 32
+)
 
 // Options describe one backup run.
 type Options struct {
@@ -138,6 +149,9 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	// be trusted from here on.
 	if err := b.flushCache(context.WithoutCancel(ctx)); err == nil {
 		err = cache.CompleteRun(context.WithoutCancel(ctx), b.token)
+		if err == nil && b.token%expireEvery == 0 {
+			_, err = cache.ExpireFiles(context.WithoutCancel(ctx), opts.Source, opts.Now().Add(-cacheExpiry).Unix())
+		}
 		if err != nil {
 			opts.Logger.Warn("files cache update failed", "err", err)
 		}
