@@ -119,6 +119,9 @@ func (a *app) startProgress(ctx context.Context, read func() progressReport) (st
 					continue
 				}
 				line := fmt.Sprintf("%s: %d files, %s", r.Op, r.Files, humanBytes(r.Bytes))
+				if r.FilesTotal > 0 {
+					line = fmt.Sprintf("%s: %d of %d files, %s", r.Op, r.Files, r.FilesTotal, humanBytes(r.Bytes))
+				}
 				if r.BytesTotal > 0 {
 					line += fmt.Sprintf(" of %s", humanBytes(r.BytesTotal))
 				}
