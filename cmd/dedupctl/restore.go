@@ -157,7 +157,7 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 	}
 	defer s.Close()
 	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete,
-		TrustMtime: f.trustMtime, Workers: a.readWorkers()}
+		TrustMtime: f.trustMtime, Workers: a.readWorkers(), RunFiles: a.runFiles()}
 	var dl *deletedWriter
 	if f.mode == restore.ModeDifferential {
 		if opts.Base, err = differentialBase(sns, sn, f.since); err != nil {

@@ -64,6 +64,15 @@ func (a *app) readWorkers() int {
 	return 2 * runtime.GOMAXPROCS(0)
 }
 
+// runFiles is how many small files a restore may fetch with one read: on
+// S3 each request costs tens of milliseconds, locally nothing.
+func (a *app) runFiles() int {
+	if strings.HasPrefix(a.repoURL, "s3://") {
+		return 64
+	}
+	return 1
+}
+
 // s3Connections is the default request concurrency: enough to hide S3's
 // per-request latency behind 2-4 pack uploads and parallel restore reads.
 const s3Connections = 16

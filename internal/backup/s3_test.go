@@ -405,8 +405,9 @@ func BenchmarkS3(b *testing.B) {
 			b.Fatal(err)
 		}
 		start = time.Now()
-		// 16 chunk reads at once, as dedupctl restores from S3.
-		rres, err := restore.Run(ctx, r2, sn, tgt, restore.Options{Workers: 16})
+		// 16 chunk reads at once, runs spanning small files, as dedupctl
+		// restores from S3.
+		rres, err := restore.Run(ctx, r2, sn, tgt, restore.Options{Workers: 16, RunFiles: 64})
 		restored := time.Since(start)
 		tgt.Close()
 		if err != nil {

@@ -43,9 +43,14 @@ const (
 
 // Options tune a restore.
 type Options struct {
-	Mode     string   // ModeFull (default), ModeIncremental or ModeDifferential
-	Include  []string // patterns; an entry is restored if it or an ancestor matches
-	Workers  int
+	Mode    string   // ModeFull (default), ModeIncremental or ModeDifferential
+	Include []string // patterns; an entry is restored if it or an ancestor matches
+	Workers int
+	// RunFiles is how many small files one read may span when their chunks
+	// lie together in a pack (default 1). Worth raising where each request
+	// costs latency, as on S3; on a local store it would only put many
+	// files' commits on one worker.
+	RunFiles int
 	Force    bool // full mode: allow a non-empty target
 	Logger   *slog.Logger
 	Progress *Progress
@@ -105,12 +110,12 @@ type fileState struct {
 	meta      fsmeta.Meta
 	remaining atomic.Int64
 	damaged   atomic.Pointer[error]
+	slotted   bool // holds one of restorer.slots until committed
 }
 
 // job is one chunk to write into a new file, or (sync set) one existing
 // file to compare with the snapshot and bring up to date.
 type job struct {
-	file *fileState
 	run  []piece // chunks adjacent in one pack, fetched with one read
 	sync *syncFile
 }
@@ -136,6 +141,13 @@ type restorer struct {
 	links  []linkJob
 	dirs   []dirMeta
 	inodes map[[2]uint64][][]byte
+	// pending is the run the walker is still extending: chunks of one or
+	// more files that follow each other in one pack. Only the walker
+	// goroutine touches it.
+	pending []piece
+	// slots bounds the files open for writing at once (two descriptors
+	// each), however many small files one run holds.
+	slots chan struct{}
 	// open holds files being written, so a failed run can remove their
 	// temporary files instead of leaving them in the target.
 	open map[*fileState]struct{}
@@ -171,6 +183,9 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
+	if opts.RunFiles <= 0 {
+		opts.RunFiles = 1
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -202,7 +217,8 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	rs := &restorer{
 		r: r, t: t, opts: opts, prog: opts.Progress,
 		jobs: make(chan job, 4*opts.Workers), inodes: map[[2]uint64][][]byte{},
-		open: map[*fileState]struct{}{},
+		open:  map[*fileState]struct{}{},
+		slots: make(chan struct{}, maxOpenFiles),
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < opts.Workers; i++ {
@@ -210,13 +226,19 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	}
 	g.Go(func() error {
 		defer close(rs.jobs)
+		var err error
 		switch opts.Mode {
 		case ModeIncremental:
-			return rs.walkSync(gctx, &sn.Tree, nil, "", false)
+			err = rs.walkSync(gctx, &sn.Tree, nil, "", false)
 		case ModeDifferential:
-			return rs.walkDiff(gctx, opts.Base.Tree, sn.Tree)
+			err = rs.walkDiff(gctx, opts.Base.Tree, sn.Tree)
+		default:
+			err = rs.walk(gctx, sn.Tree, nil, "", false)
 		}
-		return rs.walk(gctx, sn.Tree, nil, "", false)
+		if err == nil {
+			err = rs.flush(gctx)
+		}
+		return err
 	})
 	if err := g.Wait(); err != nil {
 		rs.abortOpen()
@@ -409,37 +431,56 @@ func (rs *restorer) restoreFile(ctx context.Context, n *repo.Node, c [][]byte, p
 	if err != nil || !ok {
 		return err
 	}
-	f, err := rs.t.CreateFile(ctx, c, size)
-	if err != nil {
+	if err := rs.takeSlot(ctx); err != nil {
 		return err
 	}
-	fs := &fileState{f: f, comps: c, path: p, meta: n.Meta}
+	f, err := rs.t.CreateFile(ctx, c, size)
+	if err != nil {
+		<-rs.slots
+		return err
+	}
+	fs := &fileState{f: f, comps: c, path: p, meta: n.Meta, slotted: true}
 	fs.meta.Size = size
 	rs.track(fs)
 	rs.prog.BytesTotal.Add(size)
 	if len(n.Content) == 0 {
 		return rs.commit(ctx, fs)
 	}
-	pieces := make([]piece, len(n.Content))
+	fs.remaining.Store(int64(len(n.Content)))
 	var off int64
 	for i, id := range n.Content {
-		pieces[i] = piece{off: off, id: id, loc: locs[i]}
-		off += int64(locs[i].RawLength)
-	}
-	jobs := runs(pieces)
-	fs.remaining.Store(int64(len(jobs)))
-	for _, run := range jobs {
-		select {
-		case rs.jobs <- job{file: fs, run: run}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := rs.queue(ctx, piece{file: fs, off: off, id: id, loc: locs[i]}); err != nil {
+			return err
 		}
+		off += int64(locs[i].RawLength)
 	}
 	return nil
 }
 
+// takeSlot waits for room to open another file. Before waiting it sends
+// the pending run, whose files may be the ones holding the slots.
+func (rs *restorer) takeSlot(ctx context.Context) error {
+	select {
+	case rs.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if err := rs.flush(ctx); err != nil {
+		return err
+	}
+	select {
+	case rs.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (rs *restorer) commit(ctx context.Context, fs *fileState) error {
 	defer rs.untrack(fs)
+	if fs.slotted {
+		defer func() { <-rs.slots }()
+	}
 	if errp := fs.damaged.Load(); errp != nil {
 		fs.f.Abort()
 		rs.damage(fs.path, *errp)
