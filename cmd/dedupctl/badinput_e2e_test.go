@@ -93,6 +93,37 @@ func TestKeys(t *testing.T) {
 	if r := e.run([]string{"DEDUP_PASSWORD=third"}, "snapshots"); r.code != 0 {
 		t.Errorf("new password does not work: %s", r.stderr)
 	}
+
+	// Remove the "second" key while opened with "third"; the key in use
+	// cannot be removed.
+	var keys []struct {
+		ID      string `json:"id"`
+		Current bool   `json:"current"`
+	}
+	r = e.run([]string{"DEDUP_PASSWORD=second"}, "key", "list", "--json")
+	if err := jsonUnmarshal(r.stdout, &keys); err != nil || len(keys) != 2 {
+		t.Fatalf("key list --json: %v %q", err, r.stdout)
+	}
+	var current, other string
+	for _, k := range keys {
+		if k.Current {
+			current = k.ID
+		} else {
+			other = k.ID
+		}
+	}
+	if r := e.run([]string{"DEDUP_PASSWORD=second"}, "key", "remove", current[:8]); r.code != 1 || !strings.Contains(r.stderr, "in use") {
+		t.Errorf("removing the key in use: exit %d %q", r.code, r.stderr)
+	}
+	if r := e.run([]string{"DEDUP_PASSWORD=second"}, "key", "remove", other[:8]); r.code != 0 {
+		t.Fatalf("key remove: %s", r.stderr)
+	}
+	if r := e.run([]string{"DEDUP_PASSWORD=third"}, "snapshots"); r.code != 1 {
+		t.Error("a removed key still opens the repository")
+	}
+	if r := e.run([]string{"DEDUP_PASSWORD=second"}, "snapshots"); r.code != 0 {
+		t.Errorf("the remaining key does not open the repository: %s", r.stderr)
+	}
 }
 
 // TestUnreadableFile runs the backup as an unprivileged user, so a mode-000
