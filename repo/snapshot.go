@@ -59,6 +59,22 @@ type Snapshot struct {
 // Time is the snapshot's time.
 func (s *Snapshot) Time() time.Time { return time.Unix(0, s.TimeNs).UTC() }
 
+// NewSnapshot starts the manifest of a backup begun at start, recording
+// the user running it and what it was compared with.
+func NewSnapshot(start time.Time, kind string, tree chunk.ID, parent, base *Snapshot) *Snapshot {
+	_, user := hostUser()
+	sn := &Snapshot{TimeNs: start.UnixNano(), Kind: kind, Tree: tree, Username: user}
+	if parent != nil {
+		id := parent.ID
+		sn.Parent = &id
+	}
+	if base != nil {
+		id := base.ID
+		sn.Base = &id
+	}
+	return sn
+}
+
 // SaveSnapshot writes a manifest and returns its ID. Only call it after the
 // writer that stored the snapshot's blobs has finished.
 func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (chunk.ID, error) {

@@ -159,21 +159,8 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 		opts.Logger.Warn("files cache update failed", "err", err)
 	}
 	ws := w.Stats()
-	sn := &repo.Snapshot{
-		TimeNs: start.UnixNano(), Host: opts.Host, Source: opts.Source, Kind: "dir",
-		Paths: paths, Tags: opts.Tags, Level: opts.Level, Tree: treeID,
-	}
-	if u := os.Getenv("USER"); u != "" {
-		sn.Username = u
-	}
-	if opts.Parent != nil {
-		id := opts.Parent.ID
-		sn.Parent = &id
-	}
-	if opts.Base != nil {
-		id := opts.Base.ID
-		sn.Base = &id
-	}
+	sn := repo.NewSnapshot(start, "dir", treeID, opts.Parent, opts.Base)
+	sn.Host, sn.Source, sn.Paths, sn.Tags, sn.Level = opts.Host, opts.Source, paths, opts.Tags, opts.Level
 	sn.Summary = repo.Summary{
 		FilesNew: b.filesNew.Load(), FilesChanged: b.filesChanged.Load(), FilesUnchanged: b.filesUnchanged.Load(),
 		Dirs: b.dirs.Load(), Errors: int64(len(b.errs)),

@@ -201,21 +201,8 @@ func Run(ctx context.Context, r *repo.Repository, inputs []Input, opts Options) 
 			paths = append(paths, in.Path)
 		}
 	}
-	sn := &repo.Snapshot{
-		TimeNs: start.UnixNano(), Host: opts.Host, Source: opts.Source, Kind: opts.Kind,
-		Paths: paths, Tags: opts.Tags, Level: opts.Level, Tree: rootID,
-	}
-	if u := os.Getenv("USER"); u != "" {
-		sn.Username = u
-	}
-	if opts.Parent != nil {
-		id := opts.Parent.ID
-		sn.Parent = &id
-	}
-	if opts.Base != nil {
-		id := opts.Base.ID
-		sn.Base = &id
-	}
+	sn := repo.NewSnapshot(start, opts.Kind, rootID, opts.Parent, opts.Base)
+	sn.Host, sn.Source, sn.Paths, sn.Tags, sn.Level = opts.Host, opts.Source, paths, opts.Tags, opts.Level
 	sm := repo.Summary{BytesNew: ws.BytesNew, BytesStored: ws.BytesStored, BlobsNew: ws.BlobsNew}
 	for _, st := range stats {
 		switch st.Status {
