@@ -93,3 +93,57 @@ func TestInterruptLeavesNoSnapshot(t *testing.T) {
 	}
 	e.ok("verify")
 }
+
+// TestConcurrentBackupsShareTheHostCache runs two backups at once with the
+// same cache directory: one holds the badger cache, the other falls back to
+// a private one, and both snapshots restore.
+func TestConcurrentBackupsShareTheHostCache(t *testing.T) {
+	e := newEnv(t)
+	a, b := filepath.Join(e.dir, "a"), filepath.Join(e.dir, "b")
+	writeRandomTree(t, a, 4, 4<<20, 11)
+	writeRandomTree(t, b, 4, 4<<20, 12)
+	e.ok("init")
+	cmds := []*exec.Cmd{exec.Command(binPath, "backup", "-q", a), exec.Command(binPath, "backup", "-q", b)}
+	outs := make([]*bytes.Buffer, 2)
+	for i, c := range cmds {
+		c.Env = e.vars
+		outs[i] = &bytes.Buffer{}
+		c.Stderr = outs[i]
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("backup %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	e.ok("verify", "--read-data")
+	for _, src := range []string{a, b} {
+		out := filepath.Join(e.dir, "out-"+filepath.Base(src))
+		e.ok("restore", "latest:"+defaultSourceFor(t, e, src), "--target", out)
+		for _, rel := range treeFiles(t, src) {
+			x, _ := os.ReadFile(filepath.Join(src, rel))
+			y, _ := os.ReadFile(filepath.Join(out, src, rel))
+			if !bytes.Equal(x, y) {
+				t.Fatalf("%s differs after restore", rel)
+			}
+		}
+	}
+}
+
+// defaultSourceFor finds the source name dedupctl gave a backup of path.
+func defaultSourceFor(t *testing.T, e *env, path string) string {
+	t.Helper()
+	var list []map[string]any
+	if err := jsonUnmarshal(e.ok("snapshots", "--json").stdout, &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, sn := range list {
+		if ps, ok := sn["paths"].([]any); ok && len(ps) == 1 && ps[0] == path {
+			return sn["source"].(string)
+		}
+	}
+	t.Fatalf("no snapshot of %s", path)
+	return ""
+}

@@ -118,6 +118,7 @@ func (a *app) open(ctx context.Context) (*session, error) {
 	if errors.Is(err, index.ErrLocked) {
 		// Another dedup process on this host holds the shared cache; a
 		// private one rebuilt from the repository is slower but correct.
+		a.info("index cache %s is in use by another dedup process; this run loads a private copy", dir)
 		s.tmp, err = os.MkdirTemp("", "dedup-index-")
 		if err == nil {
 			idx, err = index.Open(ctx, index.Options{Dir: s.tmp})
