@@ -39,11 +39,7 @@ func (w *Writer) SaveImageSegment(ctx context.Context, s *ImageSegment, sc *Scra
 	if err != nil {
 		return chunk.ID{}, err
 	}
-	id := w.r.BlobID(data)
-	if _, err := w.SaveBlob(ctx, BlobTree, id, data, sc); err != nil {
-		return id, err
-	}
-	return id, nil
+	return w.saveMeta(ctx, data, sc)
 }
 
 // LoadImageSegment reads an image map segment of ref and checks that its

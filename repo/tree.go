@@ -57,11 +57,15 @@ func (w *Writer) SaveTree(ctx context.Context, t *Tree, sc *Scratch) (chunk.ID, 
 	if err != nil {
 		return chunk.ID{}, err
 	}
+	return w.saveMeta(ctx, data, sc)
+}
+
+// saveMeta stores encoded metadata (a tree or an image map segment) as a
+// tree-type blob and returns its ID.
+func (w *Writer) saveMeta(ctx context.Context, data []byte, sc *Scratch) (chunk.ID, error) {
 	id := w.r.BlobID(data)
-	if _, err := w.SaveBlob(ctx, BlobTree, id, data, sc); err != nil {
-		return id, err
-	}
-	return id, nil
+	_, err := w.SaveBlob(ctx, BlobTree, id, data, sc)
+	return id, err
 }
 
 // LoadTree reads and decodes a tree blob.
