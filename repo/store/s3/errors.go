@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/aws/smithy-go"
@@ -126,8 +127,26 @@ func (s *Store) mapError(ctx context.Context, op, name string, err error) error 
 	case kindPermanent, kindNotImplemented, kindInvalidRange:
 		return &permanentError{msg: fmt.Sprintf("%s %s: %s", op, name, s.describe(code, status)), cause: err}
 	}
+	// A request that never reached a server says so in a few words; the
+	// SDK's rendering of it runs to several lines of empty fields.
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return &transientError{
+			msg:   fmt.Sprintf("%s %s: cannot reach the S3 endpoint (%s %s): %v", op, name, opErr.Op, opErr.Addr, opErr.Err),
+			cause: err,
+		}
+	}
 	return fmt.Errorf("%s %s on %s: %w", op, name, s.Location(), err)
 }
+
+// transientError is a retryable failure with a readable message.
+type transientError struct {
+	msg   string
+	cause error
+}
+
+func (e *transientError) Error() string { return e.msg }
+func (e *transientError) Unwrap() error { return e.cause }
 
 // describe names the bucket and the cause in words.
 func (s *Store) describe(code string, status int) string {
