@@ -22,6 +22,15 @@ func objects(t *testing.T, repoDir, prefix string) []string {
 	return out
 }
 
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
 func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -50,7 +59,14 @@ func TestDamagedPack(t *testing.T) {
 	if len(packs) < 4 {
 		t.Fatalf("want several packs, got %d", len(packs))
 	}
-	victim := packs[len(packs)/2]
+	// Damage file data, not the (small) pack holding the directory trees:
+	// take the largest pack.
+	victim := packs[0]
+	for _, p := range packs {
+		if fileSize(t, p) > fileSize(t, victim) {
+			victim = p
+		}
+	}
 	flipByte(t, victim, 100)
 
 	e.ok("verify") // sizes are intact: only reading the data finds it
