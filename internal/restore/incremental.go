@@ -57,6 +57,7 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 	for i := range entries {
 		have[string(entries[i].Name)] = &entries[i]
 	}
+	parent := &dirOnce{comps: comps, made: inc}
 	for i := range nodes {
 		n := &nodes[i]
 		p := dir + "/" + string(n.Name)
@@ -65,26 +66,18 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 		te := have[string(n.Name)]
 		delete(have, string(n.Name))
 		if n.Meta.Type == fsmeta.Dir {
-			if !in && !rs.mayContain(p) {
-				continue
-			}
-			if in {
-				if err := rs.t.MkdirAll(ctx, c); err != nil {
-					return err
-				}
-			}
-			if err := rs.walkSync(ctx, n.Subtree, c, p, in); err != nil {
+			err := rs.enterDir(ctx, n, c, p, in, func() error {
+				return rs.walkSync(ctx, n.Subtree, c, p, in)
+			})
+			if err != nil {
 				return err
-			}
-			if in || rs.exists(ctx, c) {
-				rs.dirs = append(rs.dirs, dirMeta{comps: c, meta: n.Meta})
 			}
 			continue
 		}
 		if !in {
 			continue
 		}
-		if err := rs.syncEntry(ctx, n, te, comps, c, p); err != nil {
+		if err := rs.syncEntry(ctx, n, te, parent, c, p); err != nil {
 			return err
 		}
 	}
@@ -110,7 +103,7 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 
 // syncEntry brings one non-directory entry up to date; te is what the
 // target holds at its name, or nil.
-func (rs *restorer) syncEntry(ctx context.Context, n *repo.Node, te *dirtarget.Entry, parent, c [][]byte, p string) error {
+func (rs *restorer) syncEntry(ctx context.Context, n *repo.Node, te *dirtarget.Entry, parent *dirOnce, c [][]byte, p string) error {
 	m := n.Meta
 	if te == nil || te.Meta.Type != m.Type {
 		if te != nil && te.Meta.Type == fsmeta.Dir {
@@ -120,10 +113,8 @@ func (rs *restorer) syncEntry(ctx context.Context, n *repo.Node, te *dirtarget.E
 				return err
 			}
 		}
-		if len(parent) > 0 {
-			if err := rs.t.MkdirAll(ctx, parent); err != nil {
-				return err
-			}
+		if err := rs.ensure(ctx, parent); err != nil {
+			return err
 		}
 		return rs.restoreEntry(ctx, n, c, p)
 	}

@@ -318,6 +318,46 @@ func appendComp(comps [][]byte, name []byte) [][]byte {
 	return out
 }
 
+// dirOnce is a directory created the first time an entry is restored into
+// it, so a directory of many files costs one MkdirAll rather than one per
+// file (each walks the path from the target's root).
+type dirOnce struct {
+	comps [][]byte
+	made  bool
+}
+
+func (rs *restorer) ensure(ctx context.Context, d *dirOnce) error {
+	if d.made || len(d.comps) == 0 {
+		return nil
+	}
+	if err := rs.t.MkdirAll(ctx, d.comps); err != nil {
+		return err
+	}
+	d.made = true
+	return nil
+}
+
+// enterDir handles a directory node for every mode: it skips a directory
+// nothing included can lie under, creates an included one, descends, and
+// queues the directory's metadata for the end of the restore.
+func (rs *restorer) enterDir(ctx context.Context, n *repo.Node, c [][]byte, p string, in bool, descend func() error) error {
+	if !in && !rs.mayContain(p) {
+		return nil
+	}
+	if in {
+		if err := rs.t.MkdirAll(ctx, c); err != nil {
+			return err
+		}
+	}
+	if err := descend(); err != nil {
+		return err
+	}
+	if in || rs.exists(ctx, c) {
+		rs.dirs = append(rs.dirs, dirMeta{comps: c, meta: n.Meta})
+	}
+	return nil
+}
+
 func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, dir string, inc bool) error {
 	tree, err := rs.r.LoadTree(ctx, treeID)
 	if err != nil {
@@ -327,37 +367,31 @@ func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, d
 		}
 		return err
 	}
+	// An included directory was created by the caller; a directory walked
+	// only for what it may contain is created before its first entry.
+	parent := &dirOnce{comps: comps, made: inc}
 	for i := range tree.Nodes {
 		n := &tree.Nodes[i]
 		p := dir + "/" + string(n.Name)
 		c := appendComp(comps, n.Name)
 		in := inc || rs.included(p)
 		if n.Meta.Type == fsmeta.Dir {
-			if !in && !rs.mayContain(p) {
-				continue
-			}
-			if in {
-				if err := rs.t.MkdirAll(ctx, c); err != nil {
-					return err
+			err := rs.enterDir(ctx, n, c, p, in, func() error {
+				if n.Subtree == nil {
+					return nil
 				}
-			}
-			if n.Subtree != nil {
-				if err := rs.walk(ctx, *n.Subtree, c, p, in); err != nil {
-					return err
-				}
-			}
-			if in || rs.exists(ctx, c) {
-				rs.dirs = append(rs.dirs, dirMeta{comps: c, meta: n.Meta})
+				return rs.walk(ctx, *n.Subtree, c, p, in)
+			})
+			if err != nil {
+				return err
 			}
 			continue
 		}
 		if !in {
 			continue
 		}
-		if len(comps) > 0 {
-			if err := rs.t.MkdirAll(ctx, comps); err != nil {
-				return err
-			}
+		if err := rs.ensure(ctx, parent); err != nil {
+			return err
 		}
 		if err := rs.restoreEntry(ctx, n, c, p); err != nil {
 			return err
