@@ -164,6 +164,7 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	res, err := backup.Run(ctx, s.repo, dirsource.New(), s.idx, backup.Options{
 		Source: source, Paths: abs, Tags: f.tags, Host: host, Level: level,
 		Parent: parent, Base: base, Uploaders: uploads, Progress: prog, Now: time.Now,
+		CountTotals: a.progressShown(),
 	})
 	stop()
 	if err != nil {

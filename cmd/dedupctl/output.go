@@ -78,12 +78,21 @@ func restoreReporter(p *restore.Progress) func() progressReport {
 	}
 }
 
+func (a *app) stderrIsTerminal() bool {
+	return term.IsTerminal(int(os.Stderr.Fd())) && a.stderr == os.Stderr
+}
+
+// progressShown reports whether startProgress will render anything.
+func (a *app) progressShown() bool {
+	return !a.quiet && (a.jsonOut || a.stderrIsTerminal())
+}
+
 // startProgress renders progress until the returned stop is called: a
 // rewritten status line on a terminal, JSON lines with --json, and nothing
 // otherwise, so cron mail and logs stay quiet.
 func (a *app) startProgress(ctx context.Context, read func() progressReport) (stop func()) {
-	tty := term.IsTerminal(int(os.Stderr.Fd())) && a.stderr == os.Stderr
-	if a.quiet || (!tty && !a.jsonOut) {
+	tty := a.stderrIsTerminal()
+	if !a.progressShown() {
 		return func() {}
 	}
 	interval := time.Second

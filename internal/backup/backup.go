@@ -66,8 +66,11 @@ type Options struct {
 	Uploaders   int // packs uploaded at once
 
 	Progress *Progress
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// CountTotals walks the paths a second time, beside the backup, to
+	// fill Progress's totals for an ETA. Only worth it when someone watches.
+	CountTotals bool
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Result is a finished backup.
@@ -134,7 +137,11 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	if b.token, err = cache.NewRun(ctx); err != nil {
 		return nil, err
 	}
-	go scan(ctx, paths, opts.Progress)
+	if opts.CountTotals {
+		scanCtx, stopScan := context.WithCancel(ctx)
+		defer stopScan()
+		go scan(scanCtx, paths, opts.Progress)
+	}
 
 	w := r.NewWriter(ctx, repo.WriterOptions{Uploaders: opts.Uploaders})
 	treeID, err := b.pipeline(ctx, w, paths)
