@@ -93,7 +93,9 @@ func ReadRange(ctx context.Context, s Store, name string, offset, length int64) 
 	defer rc.Close()
 	var buf []byte
 	if length >= 0 {
-		buf = make([]byte, 0, length)
+		// Trust a requested length only so far: it can come from a damaged
+		// local index, and the object itself decides how much arrives.
+		buf = make([]byte, 0, min(length, maxPrealloc))
 	}
 	w := &appendWriter{buf: buf}
 	if _, err := io.Copy(w, rc); err != nil {
@@ -101,6 +103,10 @@ func ReadRange(ctx context.Context, s Store, name string, offset, length int64) 
 	}
 	return w.buf, nil
 }
+
+// maxPrealloc bounds what ReadRange allocates before any byte arrives:
+// larger than any pack, so ordinary reads take one allocation.
+const maxPrealloc = 64 << 20
 
 type appendWriter struct{ buf []byte }
 
