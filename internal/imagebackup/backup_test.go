@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/repotest"
 	imagesource "github.com/dedup-project/dedup/sources/image"
@@ -15,13 +16,13 @@ import (
 
 // A 20 GiB disk holding 200 MiB is read and stored as 200 MiB.
 func TestLargeSparseQcow2(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "big.raw")
 	const size = 20 << 30
 	const data = 200 << 20
 	writes := map[int64][]byte{}
-	all := randomBlocks(data, 1)
+	all := imagetest.RandomBytes(data, 1)
 	// 100 pieces of 2 MiB spread over the whole disk.
 	for i := 0; i < 100; i++ {
 		off := int64(i) * (size / 100) / block * block
@@ -29,7 +30,7 @@ func TestLargeSparseQcow2(t *testing.T) {
 	}
 	sparseRaw(t, raw, size, writes)
 	qc := filepath.Join(dir, "big.qcow2")
-	runTool(t, "qemu-img", "convert", "-O", "qcow2", raw, qc)
+	imagetest.Run(t, "qemu-img", "convert", "-O", "qcow2", raw, qc)
 	os.Remove(raw)
 
 	r, _ := repotest.New(t)
@@ -71,14 +72,14 @@ func TestIncrementalStoresChangedBlocks(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "disk.raw")
 	const blocks = 200
-	gen1 := randomBlocks(blocks*block, 2)
+	gen1 := imagetest.RandomBytes(blocks*block, 2)
 	sparseRaw(t, p, blocks*block, map[int64][]byte{0: gen1})
 	r, _ := repotest.New(t)
 	s1 := backup(t, r, nil, p)
 	if s1.Images[0].BytesNew != blocks*block {
 		t.Fatalf("first backup stored %d", s1.Images[0].BytesNew)
 	}
-	changed := randomBlocks(10*block, 3)
+	changed := imagetest.RandomBytes(10*block, 3)
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -101,12 +102,12 @@ func TestIncrementalStoresChangedBlocks(t *testing.T) {
 
 // The same guest disk as raw and as qcow2 is stored once.
 func TestRawAndQcow2Deduplicate(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "disk.raw")
-	sparseRaw(t, raw, 64<<20, map[int64][]byte{3 << 20: randomBlocks(5<<20, 4), 40<<20 + 4096: randomBlocks(300<<10, 5)})
+	sparseRaw(t, raw, 64<<20, map[int64][]byte{3 << 20: imagetest.RandomBytes(5<<20, 4), 40<<20 + 4096: imagetest.RandomBytes(300<<10, 5)})
 	qc := filepath.Join(dir, "disk.qcow2")
-	runTool(t, "qemu-img", "convert", "-O", "qcow2", raw, qc)
+	imagetest.Run(t, "qemu-img", "convert", "-O", "qcow2", raw, qc)
 	r, _ := repotest.New(t)
 	first := backup(t, r, nil, raw)
 	if first.Images[0].BytesNew == 0 {
@@ -123,11 +124,11 @@ func TestRawAndQcow2Deduplicate(t *testing.T) {
 
 // Bad images fail with one clear error and leave the store untouched.
 func TestBadImagesStoreNothing(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", good, "64M")
-	runTool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", good)
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", good, "64M")
+	imagetest.Run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", good)
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
@@ -139,12 +140,12 @@ func TestBadImagesStoreNothing(t *testing.T) {
 	bad[20], bad[21], bad[22], bad[23] = 0, 0, 0, 40 // cluster bits 40
 	os.WriteFile(corrupt, bad, 0o600)
 	luks := filepath.Join(dir, "luks.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=123456",
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=123456",
 		"-o", "encrypt.format=luks,encrypt.key-secret=sec0", luks, "64M")
 	base := filepath.Join(dir, "base.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "64M")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "64M")
 	overlay := filepath.Join(dir, "overlay.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay)
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay)
 	os.Remove(base)
 
 	cases := []struct {
@@ -194,7 +195,7 @@ func TestInputsRejectsSameName(t *testing.T) {
 func TestDomainSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "guest.img")
-	sparseRaw(t, p, 8<<20, map[int64][]byte{1 << 20: randomBlocks(block, 6)})
+	sparseRaw(t, p, 8<<20, map[int64][]byte{1 << 20: imagetest.RandomBytes(block, 6)})
 	r, _ := repotest.New(t)
 	xml := []byte("<domain type='kvm'><name>guest</name></domain>\n")
 	res, err := Run(context.Background(), r, []Input{{Name: "vda", Path: p}}, Options{

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/repotest"
 	"github.com/dedup-project/dedup/repo/store"
@@ -17,7 +18,7 @@ import (
 func TestConcurrentHostsStoreOneDiskOnce(t *testing.T) {
 	_, st := repotest.New(t)
 	img := filepath.Join(t.TempDir(), "disk.raw")
-	data := randomBlocks(12<<20, 5) // incompressible
+	data := imagetest.RandomBytes(12<<20, 5) // incompressible
 	sparseRaw(t, img, 64<<20, map[int64][]byte{0: data[:8<<20], 32 << 20: data[8<<20:]})
 	errs := make(chan error, 2)
 	for i := 0; i < 2; i++ {

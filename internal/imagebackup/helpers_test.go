@@ -2,9 +2,7 @@ package imagebackup
 
 import (
 	"context"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/dedup-project/dedup/repo"
@@ -12,37 +10,6 @@ import (
 )
 
 const block = 512 << 10
-
-func requireQemu(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"qemu-img", "qemu-io"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
-// run executes a tool and fails the test with its output on error.
-func runTool(t testing.TB, name string, args ...string) {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
-// randomBlocks returns n bytes no two 512 KiB blocks of which are equal.
-func randomBlocks(n int, seed uint64) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := 0; i+8 <= n; i += 8 {
-		v := rng.Uint64()
-		for k := 0; k < 8; k++ {
-			b[i+k] = byte(v >> (8 * k))
-		}
-	}
-	return b
-}
 
 // sparseRaw creates a sparse raw file of size bytes with data written at
 // the given offsets.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/imagerestore"
+	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/repo/repotest"
 )
 
@@ -19,7 +20,7 @@ func loopDevice(t *testing.T, size int) string {
 		t.Skip("losetup not installed")
 	}
 	backing := filepath.Join(t.TempDir(), "dev.img")
-	if err := os.WriteFile(backing, randomBytes(size, 99), 0o600); err != nil {
+	if err := os.WriteFile(backing, imagetest.RandomBytes(size, 99), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
@@ -38,8 +39,8 @@ func TestBlockDevice(t *testing.T) {
 	dev := loopDevice(t, size)
 	p := filepath.Join(t.TempDir(), "disk.raw")
 	want := make([]byte, size)
-	copy(want[block:], randomBytes(3*block, 7))
-	copy(want[6*block+10:], randomBytes(1000, 8))
+	copy(want[block:], imagetest.RandomBytes(3*block, 7))
+	copy(want[6*block+10:], imagetest.RandomBytes(1000, 8))
 	os.WriteFile(p, want, 0o600)
 	r, _ := repotest.New(t)
 	s1 := backup(t, r, nil, p)

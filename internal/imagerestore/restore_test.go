@@ -4,56 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/imagebackup"
 	"github.com/dedup-project/dedup/internal/imagerestore"
+	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/repotest"
 	"github.com/dedup-project/dedup/repo/store"
 )
 
 const block = 512 << 10
-
-func requireQemu(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"qemu-img", "qemu-io"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
-func runTool(t testing.TB, name string, args ...string) {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
-func qemuIO(t testing.TB, path string, cmds ...string) {
-	t.Helper()
-	args := []string{"-f", "qcow2"}
-	for _, c := range cmds {
-		args = append(args, "-c", c)
-	}
-	runTool(t, "qemu-io", append(args, path)...)
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	rng := rand.New(rand.NewPCG(seed, seed+1))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	return b
-}
 
 func readFile(t testing.TB, p string) []byte {
 	t.Helper()
@@ -62,23 +25,6 @@ func readFile(t testing.TB, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// reference is qemu's own rendering of an image's guest view.
-func reference(t testing.TB, path string) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "ref.raw")
-	runTool(t, "qemu-img", "convert", "-O", "raw", path, out)
-	return readFile(t, out)
-}
-
-func allocated(t testing.TB, path string) int64 {
-	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Blocks * 512
 }
 
 func backup(t testing.TB, r *repo.Repository, parent *repo.Snapshot, path string) *imagebackup.Result {
@@ -129,30 +75,30 @@ func sameBytes(t testing.TB, what string, got, want []byte) {
 // Each kind of image restores to exactly qemu's raw rendering, and to a
 // qcow2 that qemu-img check and compare accept.
 func TestRestoreMatchesQemu(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	scattered := filepath.Join(dir, "scattered.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", scattered, "100M")
-	qemuIO(t, scattered, "write -P 0x11 0 4k", "write -P 0x22 1M 64k", "write -P 0x33 7340031 3",
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", scattered, "100M")
+	imagetest.QemuIO(t, scattered, "write -P 0x11 0 4k", "write -P 0x22 1M 64k", "write -P 0x33 7340031 3",
 		"write -P 0x44 50M 2M", "write -z 51M 512k", "write -P 0x55 104857088 512")
 
 	src := filepath.Join(dir, "src.raw")
-	os.WriteFile(src, append(randomBytes(3<<20, 1), make([]byte, 5<<20)...), 0o600)
+	os.WriteFile(src, append(imagetest.RandomBytes(3<<20, 1), make([]byte, 5<<20)...), 0o600)
 	zlib := filepath.Join(dir, "zlib.qcow2")
-	runTool(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zlib", src, zlib)
+	imagetest.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zlib", src, zlib)
 
 	base := filepath.Join(dir, "base.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "32M")
-	qemuIO(t, base, "write -P 0x66 0 8M", "write -P 0x67 20M 1M")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "32M")
+	imagetest.QemuIO(t, base, "write -P 0x66 0 8M", "write -P 0x67 20M 1M")
 	overlay := filepath.Join(dir, "overlay.qcow2")
-	runTool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay)
-	qemuIO(t, overlay, "write -P 0x77 4M 1M", "write -z 20M 512k", "write -P 0x78 31M 100k")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay)
+	imagetest.QemuIO(t, overlay, "write -P 0x77 4M 1M", "write -z 20M 512k", "write -P 0x78 31M 100k")
 
 	sparse := filepath.Join(dir, "sparse.raw")
 	f, _ := os.Create(sparse)
 	f.Truncate(40<<20 + 1536) // not a whole number of blocks
-	f.WriteAt(randomBytes(700<<10, 2), 9<<20+100)
-	f.WriteAt(randomBytes(10, 3), 40<<20+1000)
+	f.WriteAt(imagetest.RandomBytes(700<<10, 2), 9<<20+100)
+	f.WriteAt(imagetest.RandomBytes(10, 3), 40<<20+1000)
 	f.Close()
 
 	r, _ := repotest.New(t)
@@ -160,7 +106,7 @@ func TestRestoreMatchesQemu(t *testing.T) {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			sn := backup(t, r, nil, p).Snapshot
 			ref := image(t, r, sn)
-			want := reference(t, p)
+			want := imagetest.Reference(t, p)
 			out := filepath.Join(t.TempDir(), "out.raw")
 			res := restore(t, r, ref, out, imagerestore.PathOptions{})
 			sameBytes(t, "raw restore", readFile(t, out), want)
@@ -168,14 +114,14 @@ func TestRestoreMatchesQemu(t *testing.T) {
 				t.Fatalf("result %+v", res)
 			}
 			// Holes stay holes: the restored file uses about what was written.
-			if a := allocated(t, out); a > res.BytesWritten+1<<20 {
+			if a := imagetest.Allocated(t, out); a > res.BytesWritten+1<<20 {
 				t.Fatalf("restored file allocates %d bytes for %d written", a, res.BytesWritten)
 			}
 			qc := filepath.Join(t.TempDir(), "out.qcow2")
 			restore(t, r, ref, qc, imagerestore.PathOptions{Format: imagerestore.FormatQcow2})
-			runTool(t, "qemu-img", "check", "-q", qc)
-			runTool(t, "qemu-img", "compare", "-q", qc, p)
-			sameBytes(t, "qcow2 restore", reference(t, qc), want)
+			imagetest.Run(t, "qemu-img", "check", "-q", qc)
+			imagetest.Run(t, "qemu-img", "compare", "-q", qc, p)
+			sameBytes(t, "qcow2 restore", imagetest.Reference(t, qc), want)
 		})
 	}
 }
@@ -186,7 +132,7 @@ func TestIncrementalRestore(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "disk.raw")
 	const blocks = 200
-	gen1 := randomBytes(blocks*block, 4)
+	gen1 := imagetest.RandomBytes(blocks*block, 4)
 	// A hole in the middle that generation 2 fills, and data generation 2
 	// turns into a hole.
 	clear(gen1[50*block : 52*block])
@@ -196,9 +142,9 @@ func TestIncrementalRestore(t *testing.T) {
 	gen2 := append([]byte(nil), gen1...)
 	for i := 0; i < 9; i++ {
 		off := (i*20 + 3) * block
-		copy(gen2[off:off+block], randomBytes(block, uint64(10+i)))
+		copy(gen2[off:off+block], imagetest.RandomBytes(block, uint64(10+i)))
 	}
-	copy(gen2[50*block:51*block], randomBytes(block, 30))
+	copy(gen2[50*block:51*block], imagetest.RandomBytes(block, 30))
 	clear(gen2[120*block : 121*block])
 	os.WriteFile(p, gen2, 0o600)
 	s2 := backup(t, r, s1, p).Snapshot
@@ -231,7 +177,7 @@ func TestIncrementalRestore(t *testing.T) {
 func TestRestoreRefusals(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "disk.raw")
-	os.WriteFile(p, randomBytes(2*block, 5), 0o600)
+	os.WriteFile(p, imagetest.RandomBytes(2*block, 5), 0o600)
 	r, _ := repotest.New(t)
 	ref := image(t, r, backup(t, r, nil, p).Snapshot)
 	ctx := context.Background()
@@ -267,7 +213,7 @@ func TestRestoreRefusals(t *testing.T) {
 func TestDamagedChunkStopsRestore(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "disk.raw")
-	os.WriteFile(p, randomBytes(4*block, 6), 0o600)
+	os.WriteFile(p, imagetest.RandomBytes(4*block, 6), 0o600)
 	r, st := repotest.New(t)
 	ref := image(t, r, backup(t, r, nil, p).Snapshot)
 	// The largest pack holds the data chunks; the image map stays intact.

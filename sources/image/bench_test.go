@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/imagetest"
 )
 
 // benchData is the guest data in each benchmark image: enough to pass
@@ -64,17 +66,17 @@ func BenchmarkBlocksRaw(b *testing.B) {
 }
 
 func BenchmarkBlocksQcow2(b *testing.B) {
-	requireQemu(b)
+	imagetest.RequireQemu(b)
 	dir := b.TempDir()
 	p := filepath.Join(dir, "bench.qcow2")
-	run(b, "qemu-img", "convert", "-O", "qcow2", benchRaw(b, dir), p)
+	imagetest.Run(b, "qemu-img", "convert", "-O", "qcow2", benchRaw(b, dir), p)
 	benchBlocks(b, p)
 }
 
 func BenchmarkBlocksQcow2Zstd(b *testing.B) {
-	requireQemu(b)
+	imagetest.RequireQemu(b)
 	dir := b.TempDir()
 	p := filepath.Join(dir, "bench.qcow2")
-	run(b, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", benchRaw(b, dir), p)
+	imagetest.Run(b, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", benchRaw(b, dir), p)
 	benchBlocks(b, p)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/imagetest"
 )
 
 // scatteredQcow2 makes a 64 MiB qcow2 with data at scattered, partly
@@ -15,8 +17,8 @@ func scatteredQcow2(t *testing.T, dir string, opts ...string) string {
 	t.Helper()
 	p := filepath.Join(dir, "scattered.qcow2")
 	args := append([]string{"create", "-q", "-f", "qcow2"}, opts...)
-	run(t, "qemu-img", append(args, p, "64M")...)
-	qemuIO(t, p,
+	imagetest.Run(t, "qemu-img", append(args, p, "64M")...)
+	imagetest.QemuIO(t, p,
 		"write -P 0xab 1M 64k",
 		"write -P 0xcd 5M 1M",
 		"write -z 5M 64k",
@@ -29,7 +31,7 @@ func scatteredQcow2(t *testing.T, dir string, opts ...string) string {
 }
 
 func TestBlocksQcow2Scattered(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	p := scatteredQcow2(t, t.TempDir())
 	st := checkSame(t, p)
 	// Seven written regions touch six blocks plus the written-zero block;
@@ -52,7 +54,7 @@ func TestBlocksQcow2Scattered(t *testing.T) {
 }
 
 func TestBlocksQcow2ClusterSizes(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	for _, cs := range []string{"4096", "2M"} {
 		t.Run(cs, func(t *testing.T) {
 			checkSame(t, scatteredQcow2(t, t.TempDir(), "-o", "cluster_size="+cs))
@@ -61,13 +63,13 @@ func TestBlocksQcow2ClusterSizes(t *testing.T) {
 }
 
 func TestBlocksQcow2Compressed(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	src := scatteredQcow2(t, dir)
 	for _, ct := range []string{"zlib", "zstd"} {
 		t.Run(ct, func(t *testing.T) {
 			p := filepath.Join(dir, ct+".qcow2")
-			run(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type="+ct, src, p)
+			imagetest.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type="+ct, src, p)
 			checkSame(t, p)
 			im, err := Open(context.Background(), p)
 			if err != nil {
@@ -85,13 +87,13 @@ func TestBlocksQcow2Compressed(t *testing.T) {
 }
 
 func TestBlocksQcow2Backing(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	base := scatteredQcow2(t, dir)
 	over := filepath.Join(dir, "over.qcow2")
 	// A relative backing name must resolve against the overlay's directory.
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", filepath.Base(base), "-F", "qcow2", over, "80M")
-	qemuIO(t, over,
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", filepath.Base(base), "-F", "qcow2", over, "80M")
+	imagetest.QemuIO(t, over,
 		"write -P 0x44 1M 32k",   // partly overwrites base data
 		"write -z 5M 512k",       // hides base data behind zero clusters
 		"write -P 0x55 70M 256k", // past the end of the base
@@ -113,10 +115,10 @@ func TestBlocksQcow2Backing(t *testing.T) {
 	writeAt(t, rawBase, 3<<20, 100<<10, 7)
 	mid := filepath.Join(dir, "mid.qcow2")
 	top := filepath.Join(dir, "top.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", rawBase, "-F", "raw", mid)
-	qemuIO(t, mid, "write -P 0x66 8M 1M")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", mid, "-F", "qcow2", top)
-	qemuIO(t, top, "write -P 0x77 3200k 64k")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", rawBase, "-F", "raw", mid)
+	imagetest.QemuIO(t, mid, "write -P 0x66 8M 1M")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", mid, "-F", "qcow2", top)
+	imagetest.QemuIO(t, top, "write -P 0x77 3200k 64k")
 	checkSame(t, top)
 }
 
@@ -184,7 +186,7 @@ func TestBlocksEmpty(t *testing.T) {
 // TestBlocksLargeSparse checks that a 20 GiB disk holding 200 MiB is read
 // for its data only, in both formats.
 func TestBlocksLargeSparse(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	if testing.Short() {
 		t.Skip("writes 400 MiB")
 	}
@@ -198,7 +200,7 @@ func TestBlocksLargeSparse(t *testing.T) {
 	raw := filepath.Join(dir, "big.raw")
 	sparseFile(t, raw, virtual)
 	qc := filepath.Join(dir, "big.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", qc, "20G")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", qc, "20G")
 	var cmds []string
 	for i := range int64(runs) {
 		// Odd offsets so some runs straddle an extra block.
@@ -206,7 +208,7 @@ func TestBlocksLargeSparse(t *testing.T) {
 		writeAt(t, raw, off, runLen, byte(i))
 		cmds = append(cmds, "write -P "+itoa(i+1)+" "+itoa(off)+" "+itoa(runLen))
 	}
-	qemuIO(t, qc, cmds...)
+	imagetest.QemuIO(t, qc, cmds...)
 
 	for _, p := range []string{raw, qc} {
 		t.Run(filepath.Ext(p)[1:], func(t *testing.T) {

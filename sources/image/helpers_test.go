@@ -4,50 +4,10 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/imagetest"
 )
-
-// run executes a qemu tool and fails the test with its output on error.
-func run(t testing.TB, name string, args ...string) {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
-func requireQemu(t testing.TB) {
-	t.Helper()
-	for _, tool := range []string{"qemu-img", "qemu-io"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
-// qemuIO applies qemu-io commands such as "write -P 0xab 1M 64k" to a qcow2.
-func qemuIO(t testing.TB, path string, cmds ...string) {
-	t.Helper()
-	args := []string{"-f", "qcow2"}
-	for _, c := range cmds {
-		args = append(args, "-c", c)
-	}
-	run(t, "qemu-io", append(args, path)...)
-}
-
-// reference is the guest view of an image as qemu itself renders it.
-func reference(t testing.TB, path string) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "ref.raw")
-	run(t, "qemu-img", "convert", "-O", "raw", path, out)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // assemble reads every block of the image at path into a buffer of the
 // virtual size, holes left as zeros, checking the contract of Blocks on the
@@ -90,7 +50,7 @@ func assemble(t testing.TB, path string) ([]byte, Stats) {
 func checkSame(t *testing.T, path string) Stats {
 	t.Helper()
 	got, st := assemble(t, path)
-	want := reference(t, path)
+	want := imagetest.Reference(t, path)
 	if len(got) != len(want) {
 		t.Fatalf("%s: virtual size %d, qemu says %d", path, len(got), len(want))
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/imagetest"
 )
 
 func openErr(t *testing.T, path string) error {
@@ -27,7 +29,7 @@ func openErr(t *testing.T, path string) error {
 func patched(t *testing.T, off int64, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "p.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", p, "1M")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", p, "1M")
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +58,7 @@ func TestOpenMissingAndDirectory(t *testing.T) {
 }
 
 func TestOpenCorruptHeader(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	magic := []byte("QFI\xfb")
 	cases := map[string]func(t *testing.T) string{
 		"truncated header": func(t *testing.T) string {
@@ -106,7 +108,7 @@ func TestOpenCorruptHeader(t *testing.T) {
 }
 
 func TestOpenUnsupported(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	// Compression type 7 does not exist.
 	p := patched(t, 104, []byte{7})
 	if err := openErr(t, p); !errors.Is(err, ErrUnsupported) {
@@ -120,10 +122,10 @@ func TestOpenUnsupported(t *testing.T) {
 }
 
 func TestOpenEncrypted(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	luks := filepath.Join(dir, "luks.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=x",
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=x",
 		"-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", luks, "1M")
 	// qemu no longer creates AES images; set crypt_method 1 by hand.
 	aes := patched(t, 32, be32(1))
@@ -136,14 +138,14 @@ func TestOpenEncrypted(t *testing.T) {
 }
 
 func TestOpenMissingBacking(t *testing.T) {
-	requireQemu(t)
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.qcow2")
 	mid := filepath.Join(dir, "mid.qcow2")
 	top := filepath.Join(dir, "top.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "1M")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", mid)
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", mid, "-F", "qcow2", top)
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "1M")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", mid)
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", mid, "-F", "qcow2", top)
 	if err := os.Remove(base); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/imagetest"
 )
 
 const block = 512 << 10
@@ -26,16 +27,6 @@ func fill(n int, seed byte) []byte {
 		b[i] = byte(x) | 1
 	}
 	return b
-}
-
-// allocated is the space a file really uses, from st_blocks.
-func allocated(t *testing.T, path string) int64 {
-	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Blocks * 512
 }
 
 func mustOpen(t *testing.T, path string, size int64, create bool) *Writer {
@@ -79,7 +70,7 @@ func TestWriterHoles(t *testing.T) {
 	}
 	// Two full blocks and one 4 KiB block hold data; allow file system
 	// metadata on top.
-	if a := allocated(t, p); a > 2*block+4096+64<<10 {
+	if a := imagetest.Allocated(t, p); a > 2*block+4096+64<<10 {
 		t.Errorf("image uses %d bytes on disk, holes were filled", a)
 	}
 }
@@ -92,11 +83,11 @@ func TestWriterZeroBlockAndRead(t *testing.T) {
 	// Reopening an existing image keeps its content.
 	w := mustOpen(t, p, 4*block, false)
 	defer w.Close()
-	before := allocated(t, p)
+	before := imagetest.Allocated(t, p)
 	if err := w.ZeroBlock(block, 2*block); err != nil {
 		t.Fatal(err)
 	}
-	if a := allocated(t, p); a > before-2*block+4096 {
+	if a := imagetest.Allocated(t, p); a > before-2*block+4096 {
 		t.Errorf("ZeroBlock did not punch: %d -> %d bytes", before, a)
 	}
 	buf := make([]byte, block)
@@ -189,7 +180,7 @@ func TestConvertToQcow2(t *testing.T) {
 		}
 	}
 	// Holes stay holes in the qcow2: 4 blocks of data, not 32 MiB.
-	if a := allocated(t, out); a > 4*block+1<<20 {
+	if a := imagetest.Allocated(t, out); a > 4*block+1<<20 {
 		t.Errorf("qcow2 uses %d bytes", a)
 	}
 

@@ -1,0 +1,78 @@
+// Package imagetest holds the fixtures the disk image tests share: running
+// qemu-img and qemu-io, qemu's own rendering of an image, and
+// deterministic data.
+package imagetest
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// RequireQemu skips the test when qemu-img or qemu-io is missing.
+func RequireQemu(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"qemu-img", "qemu-io"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+// Run executes a tool and fails the test with its output on error.
+func Run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// QemuIO applies qemu-io commands such as "write -P 0xab 1M 64k" to a qcow2.
+func QemuIO(t testing.TB, path string, cmds ...string) {
+	t.Helper()
+	args := []string{"-f", "qcow2"}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	Run(t, "qemu-io", append(args, path)...)
+}
+
+// Reference is the guest view of an image as qemu itself renders it.
+func Reference(t testing.TB, path string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ref.raw")
+	Run(t, "qemu-img", "convert", "-O", "raw", path, out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Allocated is the disk space a file takes, which holes do not.
+func Allocated(t testing.TB, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+// RandomBytes returns n incompressible bytes, the same for the same seed;
+// no two 512 KiB blocks of it are equal.
+func RandomBytes(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8 && i+k < n; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
