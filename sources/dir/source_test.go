@@ -1,18 +1,16 @@
 package dirsource
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dedup-project/dedup/internal/asnobody"
 	"github.com/dedup-project/dedup/internal/fsmeta"
 )
 
@@ -195,30 +193,12 @@ func TestOpenAsUnprivilegedUser(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testBin := filepath.Join(dir, "test.bin")
-	if err := os.WriteFile(testBin, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	write(t, filepath.Join(dir, "readable"), "root's file") // not owned by nobody: O_NOATIME is refused
 	write(t, filepath.Join(dir, "secret"), "secret")
 	if err := os.Chmod(filepath.Join(dir, "secret"), 0); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testBin, "-test.run=^TestHelperUnprivilegedOpen$", "-test.v")
-	cmd.Env = append(os.Environ(), "DIRSOURCE_HELPER_DIR="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("helper ok")) {
-		t.Fatalf("helper failed: %v\n%s", err, out)
-	}
+	asnobody.Run(t, dir, "TestHelperUnprivilegedOpen", "DIRSOURCE_HELPER_DIR="+dir)
 }
 
 func TestHelperUnprivilegedOpen(t *testing.T) {

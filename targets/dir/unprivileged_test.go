@@ -1,16 +1,15 @@
 package dirtarget
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dedup-project/dedup/internal/asnobody"
 )
 
 // A non-root restore cannot chown; without SkipOwner that must come back as
@@ -24,23 +23,10 @@ func TestUnprivilegedRestore(t *testing.T) {
 	must(t, err)
 	defer os.RemoveAll(dir)
 	must(t, os.Chmod(dir, 0o755))
-	exe, err := os.Executable()
-	must(t, err)
-	bin, err := os.ReadFile(exe)
-	must(t, err)
-	testBin := filepath.Join(dir, "test.bin")
-	must(t, os.WriteFile(testBin, bin, 0o755))
 	target := filepath.Join(dir, "target")
 	must(t, os.Mkdir(target, 0o755))
-	must(t, os.Chown(target, 65534, 65534))
-
-	cmd := exec.Command(testBin, "-test.run=^TestHelperUnprivilegedRestore$", "-test.v")
-	cmd.Env = append(os.Environ(), "DIRTARGET_HELPER_DIR="+target)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("helper ok")) {
-		t.Fatalf("helper failed: %v\n%s", err, out)
-	}
+	must(t, os.Chown(target, asnobody.Nobody, asnobody.Nobody))
+	asnobody.Run(t, dir, "TestHelperUnprivilegedRestore", "DIRTARGET_HELPER_DIR="+target)
 }
 
 func TestHelperUnprivilegedRestore(t *testing.T) {
