@@ -111,9 +111,18 @@ func (rs *restorer) fetchRun(ctx context.Context, j job, buf *[]byte) error {
 			return rerr
 		}
 	}
-	for _, p := range j.run {
+	for i, p := range j.run {
 		if err := rs.fetchPiece(ctx, p, first, raw, rerr, buf); err != nil {
 			return err
+		}
+		// Start writing this file's part of the run back as soon as the
+		// run leaves the file, while the pipeline goes on.
+		if i == len(j.run)-1 || j.run[i+1].file != p.file {
+			start := j.run[i].off
+			for k := i; k > 0 && j.run[k-1].file == p.file; k-- {
+				start = j.run[k-1].off
+			}
+			p.file.f.StartWriteback(start, p.off+int64(p.loc.RawLength)-start)
 		}
 		if p.file.remaining.Add(-1) == 0 {
 			if err := rs.commit(ctx, p.file); err != nil {
