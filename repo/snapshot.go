@@ -35,6 +35,20 @@ type Summary struct {
 	BytesStored    int64   `cbor:"bs" json:"bytes_stored"`
 	BlobsNew       int64   `cbor:"bb" json:"blobs_new"`
 	DurationS      float64 `cbor:"d" json:"duration_s"`
+	// FilesDeleted counts non-directory entries of the parent snapshot
+	// that this one no longer holds; Excluded counts entries left out by
+	// exclude rules (an excluded directory counts once).
+	FilesDeleted int64 `cbor:"fx,omitempty" json:"files_deleted"`
+	Excluded     int64 `cbor:"ex,omitempty" json:"excluded"`
+}
+
+// Resolution records a command-line path that led through symlinks: the
+// data was read at Real, and every symlink met on the way is stored in the
+// snapshot as the link it is.
+type Resolution struct {
+	Path  string   `cbor:"path" json:"path"`
+	Real  string   `cbor:"real" json:"real"`
+	Links []string `cbor:"links,omitempty" json:"links,omitempty"`
 }
 
 // Snapshot is one backup's manifest. It is complete on its own: its tree
@@ -52,6 +66,8 @@ type Snapshot struct {
 	Base     *chunk.ID `cbor:"base,omitempty"` // the full snapshot this one descends from
 	Tree     chunk.ID  `cbor:"tree"`
 	Summary  Summary   `cbor:"summary"`
+	// Resolved lists the paths that were given as or through symlinks.
+	Resolved []Resolution `cbor:"resolved,omitempty"`
 
 	ID chunk.ID `cbor:"-"`
 }

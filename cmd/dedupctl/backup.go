@@ -29,6 +29,8 @@ type backupFlags struct {
 	overlayDir string
 	libvirtURI string
 	profile    string
+
+	sel selectFlags
 }
 
 func (a *app) backupCommand() *cobra.Command {
@@ -39,6 +41,8 @@ func (a *app) backupCommand() *cobra.Command {
 		Example: `  dedupctl backup /etc/cluster /opt/agent/conf
   dedupctl backup --source etc --level full --tag weekly /etc
   dedupctl backup --profile libvirt-host
+  dedupctl backup --one-file-system --exclude-caches --exclude-file /etc/dedup/excludes /etc /var/lib
+  dedupctl backup --files-from /etc/dedup/paths --exclude '*.tmp'
   dedupctl backup --image /var/lib/libvirt/images/db.qcow2
   dedupctl backup --domain db01 --quiesce always`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,6 +51,8 @@ func (a *app) backupCommand() *cobra.Command {
 				return errors.New("give --image or --domain, not both")
 			case (len(f.images) > 0 || f.domain != "") && (len(args) > 0 || f.profile != ""):
 				return errors.New("image and domain backups take no directory paths or --profile")
+			case (len(f.images) > 0 || f.domain != "") && f.sel.used():
+				return errors.New("image and domain backups take no exclude or --files-from options")
 			case len(f.images) > 0:
 				return a.runImageBackup(cmd.Context(), f)
 			case f.domain != "":
@@ -60,10 +66,18 @@ func (a *app) backupCommand() *cobra.Command {
 					f.source = backupHost(f) + ":" + f.profile
 				}
 				return a.runBackup(cmd.Context(), f, append(paths, args...))
-			case len(args) == 0:
-				return errors.New("nothing to back up: give paths, --profile, --image or --domain")
 			}
-			return a.runBackup(cmd.Context(), f, args)
+			listed, err := f.sel.listedPaths()
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 && len(listed) == 0 {
+				if len(f.sel.filesFrom)+len(f.sel.filesFromVerbatim)+len(f.sel.filesFromRaw) > 0 {
+					return errors.New("nothing to back up: the --files-from files list no paths")
+				}
+				return errors.New("nothing to back up: give paths, --files-from, --profile, --image or --domain")
+			}
+			return a.runBackup(cmd.Context(), f, append(args, listed...))
 		},
 	}
 	fl := cmd.Flags()
@@ -78,6 +92,7 @@ func (a *app) backupCommand() *cobra.Command {
 	fl.StringVar(&f.overlayDir, "overlay-dir", "", "domain backups: directory for the temporary snapshot overlays (default: beside each disk)")
 	fl.StringVar(&f.libvirtURI, "libvirt-uri", "", "libvirt connection URI (default: libvirt's default)")
 	fl.StringVar(&f.profile, "profile", "", "back up the paths of a host profile: libvirt-host")
+	f.sel.register(fl)
 	return cmd
 }
 
@@ -137,6 +152,10 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	if f.level != repo.LevelFull && f.level != repo.LevelIncremental && f.level != repo.LevelDifferential {
 		return fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
 	}
+	exclude, err := f.sel.excludeRules()
+	if err != nil {
+		return err
+	}
 	s, err := a.open(ctx)
 	if err != nil {
 		return err
@@ -164,13 +183,14 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	res, err := backup.Run(ctx, s.repo, dirsource.New(), s.idx, backup.Options{
 		Source: source, Paths: abs, Tags: f.tags, Host: host, Level: level,
 		Parent: parent, Base: base, Uploaders: uploads, Progress: prog, Now: time.Now,
-		CountTotals: a.progressShown(),
+		CountTotals: a.progressShown(), Exclude: exclude, OnExclude: a.reportExclusion,
 	})
 	stop()
 	if err != nil {
 		return err
 	}
 	sn := res.Snapshot
+	a.reportResolved(res.Resolved)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(w.Error()))
 	}
@@ -181,8 +201,8 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 		a.printJSON(backupSummary(sn))
 	} else {
 		sm := sn.Summary
-		fmt.Fprintf(a.stderr, "%s backup of %s: %d new, %d changed, %d unchanged files; read %s, stored %s new in %.1fs\n",
-			level, source, sm.FilesNew, sm.FilesChanged, sm.FilesUnchanged,
+		fmt.Fprintf(a.stderr, "%s backup of %s: %d new, %d changed, %d unchanged, %d deleted files%s; read %s, stored %s new in %.1fs\n",
+			level, source, sm.FilesNew, sm.FilesChanged, sm.FilesUnchanged, sm.FilesDeleted, excludedNote(sm.Excluded),
 			humanBytes(sm.BytesRead), humanBytes(sm.BytesStored), sm.DurationS)
 		fmt.Fprintln(a.stdout, sn.ID.String())
 	}
@@ -197,6 +217,7 @@ func backupSummary(sn *repo.Snapshot) map[string]any {
 	return map[string]any{
 		"type": "summary", "id": sn.ID.String(), "level": sn.Level, "source": sn.Source,
 		"files_new": sm.FilesNew, "files_changed": sm.FilesChanged, "files_unchanged": sm.FilesUnchanged,
+		"files_deleted": sm.FilesDeleted, "excluded": sm.Excluded,
 		"dirs": sm.Dirs, "errors": sm.Errors, "bytes_read": sm.BytesRead, "bytes_logical": sm.BytesLogical,
 		"bytes_new": sm.BytesNew, "bytes_stored": sm.BytesStored, "blobs_new": sm.BlobsNew,
 		"duration_s": sm.DurationS,

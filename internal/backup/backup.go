@@ -3,8 +3,6 @@ package backup
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,6 +27,10 @@ type Source interface {
 	Stat(ctx context.Context, path string) (fsmeta.Meta, error)
 	ReadDir(ctx context.Context, path string) ([]dirsource.Entry, []error, error)
 	Open(ctx context.Context, path string) (*os.File, error)
+	// Contains reports whether directory dir holds an entry named name.
+	Contains(ctx context.Context, dir, name string) (bool, error)
+	// IsCacheDir reports whether dir is tagged as a cache (CACHEDIR.TAG).
+	IsCacheDir(ctx context.Context, dir string) (bool, error)
 }
 
 // FilesCache remembers files seen by earlier backups of a source.
@@ -65,6 +67,11 @@ type Options struct {
 	BlobWorkers int // compress+seal workers
 	Uploaders   int // packs uploaded at once
 
+	// Exclude leaves entries out; OnExclude, when set, hears of each
+	// exclusion as the walk meets it (from one goroutine at a time).
+	Exclude   Exclude
+	OnExclude func(Exclusion)
+
 	Progress *Progress
 	// CountTotals walks the paths a second time, beside the backup, to
 	// fill Progress's totals for an ETA. Only worth it when someone watches.
@@ -78,6 +85,9 @@ type Result struct {
 	Snapshot *repo.Snapshot
 	Errors   []error // entries that could not be read; they are not in the snapshot
 	Warnings []error // entries that changed while being read
+	// Resolved lists the given paths that led through symlinks (also in
+	// the snapshot).
+	Resolved []repo.Resolution
 }
 
 // Run backs up opts.Paths from src into r and writes a snapshot.
@@ -105,19 +115,27 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	if opts.Level == "" {
 		opts.Level = repo.LevelIncremental
 	}
-	paths, err := cleanPaths(opts.Paths)
+	given, err := cleanPaths(opts.Paths)
 	if err != nil {
 		return nil, err
 	}
-	// A missing source path is the operator's mistake: say so before
-	// anything is written.
-	for _, p := range paths {
-		if _, err := os.Lstat(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("source path %s does not exist", p)
-			}
-			return nil, fmt.Errorf("source path %s: %w", p, err)
+	// A missing source path is the operator's mistake: resolving says so
+	// before anything is written.
+	var resolved []repo.Resolution
+	var paths []string
+	for _, p := range given {
+		res, err := resolvePath(p)
+		if err != nil {
+			return nil, err
 		}
+		paths = append(paths, res.Real)
+		paths = append(paths, res.Links...)
+		if len(res.Links) > 0 {
+			resolved = append(resolved, res)
+		}
+	}
+	if paths, err = cleanPaths(paths); err != nil {
+		return nil, err
 	}
 	start := opts.Now()
 	b := &run{
@@ -140,7 +158,7 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	if opts.CountTotals {
 		scanCtx, stopScan := context.WithCancel(ctx)
 		defer stopScan()
-		go scan(scanCtx, paths, opts.Progress)
+		go scan(scanCtx, paths, opts.Exclude.Patterns, opts.Progress)
 	}
 
 	w := r.NewWriter(ctx, repo.WriterOptions{Uploaders: opts.Uploaders})
@@ -165,20 +183,23 @@ func Run(ctx context.Context, r *repo.Repository, src Source, cache FilesCache, 
 	} else {
 		opts.Logger.Warn("files cache update failed", "err", err)
 	}
+	deleted := b.countDeleted(ctx, treeID)
 	ws := w.Stats()
 	sn := repo.NewSnapshot(start, "dir", treeID, opts.Parent, opts.Base)
-	sn.Host, sn.Source, sn.Paths, sn.Tags, sn.Level = opts.Host, opts.Source, paths, opts.Tags, opts.Level
+	sn.Host, sn.Source, sn.Paths, sn.Tags, sn.Level = opts.Host, opts.Source, given, opts.Tags, opts.Level
+	sn.Resolved = resolved
 	sn.Summary = repo.Summary{
 		FilesNew: b.filesNew.Load(), FilesChanged: b.filesChanged.Load(), FilesUnchanged: b.filesUnchanged.Load(),
-		Dirs: b.dirs.Load(), Errors: int64(len(b.errs)),
-		BytesRead: opts.Progress.BytesRead.Load(), BytesLogical: opts.Progress.BytesDone.Load(),
+		Dirs: b.dirs.Load(), Errors: int64(len(b.errs)), Excluded: b.excludedN.Load(),
+		FilesDeleted: deleted,
+		BytesRead:    opts.Progress.BytesRead.Load(), BytesLogical: opts.Progress.BytesDone.Load(),
 		BytesNew: ws.BytesNew, BytesStored: ws.BytesStored, BlobsNew: ws.BlobsNew,
 		DurationS: opts.Now().Sub(start).Seconds(),
 	}
 	if _, err := r.SaveSnapshot(ctx, sn); err != nil {
 		return nil, err
 	}
-	return &Result{Snapshot: sn, Errors: b.errs, Warnings: b.warns}, nil
+	return &Result{Snapshot: sn, Errors: b.errs, Warnings: b.warns, Resolved: resolved}, nil
 }
 
 // cleanPaths makes paths absolute and drops any nested inside another.
@@ -232,7 +253,7 @@ type run struct {
 	root     chan chunk.ID
 	scratch  sync.Pool
 
-	filesNew, filesChanged, filesUnchanged, dirs atomic.Int64
+	filesNew, filesChanged, filesUnchanged, dirs, excludedN atomic.Int64
 
 	token uint64 // this run's files-cache token (see index.NewRun)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/dedup-project/dedup/index"
 	"github.com/dedup-project/dedup/internal/fsmeta"
 	"github.com/dedup-project/dedup/repo"
+	dirsource "github.com/dedup-project/dedup/sources/dir"
 )
 
 // cacheFlushSize bounds the files-cache entries held in memory before they
@@ -100,8 +101,11 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		node.Meta.Size = n
 	}
 	// Classify against the parent snapshot when there is one, else against
-	// what the files cache remembers of this source.
+	// what the files cache remembers of this source. A full backup has no
+	// parent and reads everything: every file it stores counts as new.
 	switch {
+	case b.opts.Parent == nil && b.opts.Level == repo.LevelFull:
+		b.filesNew.Add(1)
 	case b.opts.Parent != nil && prev == nil:
 		b.filesNew.Add(1)
 	case b.opts.Parent != nil:
@@ -174,10 +178,16 @@ func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (
 		fp = b.newFilePack()
 		defer fp.discard()
 	}
-	n, err = chunk.Split(ctx, f, split, b.pool, func(buf *chunk.Buf) error {
+	// Holes are fed to the splitter as zeros without reading the disk, so
+	// a sparse file costs what its data costs; the chunks are the same.
+	in := dirsource.NewSparseReader(f)
+	var disk int64
+	n, err = chunk.Split(ctx, in, split, b.pool, func(buf *chunk.Buf) error {
 		id := b.r.BlobID(buf.Data)
 		ids = append(ids, id)
-		b.progress.BytesRead.Add(int64(len(buf.Data)))
+		d := in.DiskBytes()
+		b.progress.BytesRead.Add(d - disk)
+		disk = d
 		b.progress.BytesDone.Add(int64(len(buf.Data)))
 		if fp != nil {
 			fatal = fp.add(ctx, id, buf)

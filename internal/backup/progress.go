@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync/atomic"
+
+	"github.com/dedup-project/dedup/internal/pathmatch"
 )
 
 // Progress is a set of counters the pipeline updates and a renderer polls.
@@ -20,11 +22,17 @@ type Progress struct {
 
 // scan counts what lies under paths so a renderer can show an ETA. It runs
 // beside the backup and never affects it.
-func scan(ctx context.Context, paths []string, p *Progress) {
+func scan(ctx context.Context, paths []string, exclude pathmatch.List, p *Progress) {
 	for _, root := range paths {
 		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if _, ok := exclude.Match(path); ok {
+				if d != nil && d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
 			if err != nil || d.IsDir() {
 				return nil

@@ -91,13 +91,18 @@ func buildSelection(paths []string) *selection {
 func (b *run) walkRoots(ctx context.Context, paths []string) error {
 	sel := buildSelection(paths)
 	if sel.whole {
-		return b.walkDir(ctx, nil, 0, "/")
+		meta, err := b.src.Stat(ctx, "/")
+		if err != nil {
+			return fmt.Errorf("source path /: %w", err)
+		}
+		return b.walkDir(ctx, nil, 0, "/", meta.Dev)
 	}
 	return b.walkPartial(ctx, nil, 0, "/", sel)
 }
 
 // walkPartial adds a directory that is only a parent of selected paths: its
-// own metadata is kept, but only the selected children are.
+// own metadata is kept, but only the selected children are. Paths were
+// resolved before (see resolvePath), so every parent is a directory.
 func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path string, sel *selection) error {
 	names := make([]string, 0, len(sel.children))
 	for n := range sel.children {
@@ -115,7 +120,17 @@ func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path 
 		sub := sel.children[name]
 		switch {
 		case sub.whole:
-			err = b.walkEntry(ctx, ds, i, child)
+			// A given path is the top of its walk: mount points are
+			// judged from its own file system.
+			var keep bool
+			if keep, err = b.keep(ctx, child, meta); err == nil {
+				if keep {
+					err = b.walkEntry(ctx, ds, i, child, meta.Dev)
+				} else {
+					ds.drop[i] = true
+					err = b.done(ctx, ds)
+				}
+			}
 		case meta.Type == fsmeta.Dir:
 			err = b.walkPartial(ctx, ds, i, child, sub)
 		default:
@@ -128,11 +143,18 @@ func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path 
 	return b.done(ctx, ds)
 }
 
-// walkEntry handles one entry whose node (name and metadata) is filled in.
-func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string) error {
-	switch ds.nodes[slot].Meta.Type {
+// walkEntry handles one entry whose node (name and metadata) is filled in;
+// dev is the device of the directory holding it.
+func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string, dev uint64) error {
+	m := ds.nodes[slot].Meta
+	switch m.Type {
 	case fsmeta.Dir:
-		return b.walkDir(ctx, ds, slot, path)
+		if b.opts.Exclude.OneFileSystem && m.Dev != dev {
+			b.exclude(Exclusion{Path: path, Reason: ReasonMountPoint})
+			b.dirs.Add(1)
+			return b.done(ctx, newDirState(ds, slot, 0))
+		}
+		return b.walkDir(ctx, ds, slot, path, m.Dev)
 	case fsmeta.File:
 		select {
 		case b.files <- fileJob{dir: ds, slot: slot, path: path}:
@@ -146,7 +168,9 @@ func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string
 	}
 }
 
-func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path string) error {
+// walkDir lists the directory at path, on device dev, and walks the
+// entries the exclude rules keep.
+func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path string, dev uint64) error {
 	b.dirs.Add(1)
 	entries, warns, err := b.src.ReadDir(ctx, path)
 	if err != nil {
@@ -161,10 +185,20 @@ func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path stri
 	for _, w := range warns {
 		b.addWarn(w)
 	}
-	ds := newDirState(parent, slot, len(entries))
-	for i, e := range entries {
+	kept := entries[:0]
+	for _, e := range entries {
+		ok, err := b.keep(ctx, joinPath(path, e.Name), e.Meta)
+		if err != nil {
+			return err
+		}
+		if ok {
+			kept = append(kept, e)
+		}
+	}
+	ds := newDirState(parent, slot, len(kept))
+	for i, e := range kept {
 		ds.nodes[i] = repo.Node{Name: e.Name, Meta: stable(e.Meta)}
-		if err := b.walkEntry(ctx, ds, i, joinPath(path, e.Name)); err != nil {
+		if err := b.walkEntry(ctx, ds, i, joinPath(path, e.Name), dev); err != nil {
 			return err
 		}
 	}

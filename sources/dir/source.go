@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -127,4 +129,48 @@ func (s *Source) Open(ctx context.Context, path string) (*os.File, error) {
 	}
 	s.opens.Add(1)
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// Contains reports whether the directory dir holds an entry called name
+// (of any type, a dangling symlink included).
+func (s *Source) Contains(ctx context.Context, dir, name string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	var st unix.Stat_t
+	err := unix.Lstat(filepath.Join(dir, name), &st)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+		return false, nil
+	}
+	return false, &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
+}
+
+// CacheDirTag is the name of the file that marks a cache directory, and
+// CacheDirSignature the bytes it must start with
+// (https://bford.info/cachedir/).
+const (
+	CacheDirTag       = "CACHEDIR.TAG"
+	CacheDirSignature = "Signature: 8a477f597d28d172789f06886806bc55"
+)
+
+// IsCacheDir reports whether dir holds a regular CACHEDIR.TAG file that
+// starts with the standard signature. A tag without the signature does not
+// count, so a stray file of that name excludes nothing.
+func (s *Source) IsCacheDir(ctx context.Context, dir string) (bool, error) {
+	f, err := s.Open(ctx, filepath.Join(dir, CacheDirTag))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotRegular) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, len(CacheDirSignature))
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return false, nil
+	}
+	return string(buf) == CacheDirSignature, nil
 }
