@@ -156,6 +156,13 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	if err != nil {
 		return err
 	}
+	abs, err := absPaths(paths)
+	if err != nil {
+		return err
+	}
+	if err := backup.CheckPaths(abs); err != nil {
+		return err
+	}
 	s, err := a.open(ctx)
 	if err != nil {
 		return err
@@ -164,10 +171,6 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	host := f.host
 	if host == "" {
 		host, _ = os.Hostname()
-	}
-	abs, err := absPaths(paths)
-	if err != nil {
-		return err
 	}
 	source := f.source
 	if source == "" {

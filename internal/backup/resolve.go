@@ -15,6 +15,18 @@ import (
 // (ELOOP after 40).
 const maxLinks = 40
 
+// CheckPaths reports the first of paths (absolute) that cannot be backed
+// up: missing, or below something that is not a directory. Run checks too;
+// a caller checks first to refuse before it opens anything.
+func CheckPaths(paths []string) error {
+	for _, p := range paths {
+		if _, err := resolvePath(filepath.Clean(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // resolvePath finds where the data of the absolute, clean path p lies.
 // Symlinks among its ancestors are followed (so /lib/modules on a
 // merged-/usr system is read at /usr/lib/modules), and so is p itself when
