@@ -57,7 +57,10 @@ func (p Pattern) Match(name string) bool {
 	if p.fold {
 		name = strings.ToLower(name)
 	}
-	comps := split(name)
+	return p.matchComps(split(name))
+}
+
+func (p Pattern) matchComps(comps []string) bool {
 	if p.anchored {
 		return matchPrefix(p.comps, comps)
 	}
@@ -118,8 +121,25 @@ func ParseAll(patterns []string, fold bool) (List, error) {
 
 // Match returns the first pattern that matches name.
 func (l List) Match(name string) (Pattern, bool) {
+	if len(l) == 0 {
+		return Pattern{}, false
+	}
+	// Split once per case rule, not once per pattern: the walk asks this
+	// for every entry of the tree.
+	var comps, folded []string
 	for _, p := range l {
-		if p.Match(name) {
+		c := &comps
+		if p.fold {
+			c = &folded
+		}
+		if *c == nil {
+			if p.fold {
+				*c = split(strings.ToLower(name))
+			} else {
+				*c = split(name)
+			}
+		}
+		if p.matchComps(*c) {
 			return p, true
 		}
 	}

@@ -69,3 +69,14 @@ func TestList(t *testing.T) {
 		t.Error("List matched /src/a.c")
 	}
 }
+
+func TestListMixedCase(t *testing.T) {
+	a, _ := ParseAll([]string{"/Var/Cache"}, false)
+	b, _ := ParseAll([]string{"*.JPG"}, true)
+	l := append(a, b...)
+	for name, want := range map[string]bool{"/Var/Cache/x": true, "/var/cache/x": false, "/p/a.jpg": true, "/p/a.JpG": true, "/p/a.png": false} {
+		if _, got := l.Match(name); got != want {
+			t.Errorf("Match(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

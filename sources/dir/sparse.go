@@ -20,8 +20,9 @@ type SparseReader struct {
 	data int64 // [off, data) is known to be data
 	hole int64 // [off, hole) is known to be a hole
 	disk int64
-	// plain: the file system cannot report holes; read sequentially.
-	plain bool
+	// plain: the file system cannot report holes; read everything.
+	// stream: nor can it seek (a pipe); read in order.
+	plain, stream bool
 }
 
 // NewSparseReader reads f from its start. It does not take ownership of f.
@@ -47,7 +48,13 @@ func (r *SparseReader) Read(p []byte) (int, error) {
 			if !r.plain {
 				p = p[:min(int64(len(p)), r.data-r.off)]
 			}
-			n, err := r.f.ReadAt(p, r.off)
+			var n int
+			var err error
+			if r.stream {
+				n, err = r.f.Read(p)
+			} else {
+				n, err = r.f.ReadAt(p, r.off)
+			}
 			r.off += int64(n)
 			r.disk += int64(n)
 			if n > 0 && errors.Is(err, io.EOF) {
@@ -79,8 +86,10 @@ func (r *SparseReader) locate() error {
 		r.hole = st.Size
 		return nil
 	case err != nil:
-		// EINVAL or EOPNOTSUPP: no hole reporting here.
+		// EINVAL or EOPNOTSUPP: no hole reporting here. ESPIPE: not even
+		// seeking, which only a stream at its start can recover from.
 		r.plain = true
+		r.stream = errors.Is(err, unix.ESPIPE) && r.off == 0
 		return nil
 	case d > r.off:
 		r.hole = d
