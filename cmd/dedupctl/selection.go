@@ -27,7 +27,7 @@ type selectFlags struct {
 
 func (f *selectFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVarP(&f.exclude, "exclude", "e", nil, "leave out entries matching this pattern (repeatable; '/var/cache' is anchored, '*.tmp' or 'cache' match at any depth, '**' spans directories)")
-	fl.StringArrayVar(&f.excludeFiles, "exclude-file", nil, "read exclude patterns from this file, one per line; '#' starts a comment (repeatable)")
+	fl.StringArrayVar(&f.excludeFiles, "exclude-file", nil, "read exclude patterns from this file, one per line; lines starting with '#' are comments (repeatable)")
 	fl.StringArrayVar(&f.iexclude, "iexclude", nil, "like --exclude, ignoring case (repeatable)")
 	fl.StringArrayVar(&f.iexcludeFiles, "iexclude-file", nil, "like --exclude-file, ignoring case (repeatable)")
 	fl.StringArrayVar(&f.ifPresent, "exclude-if-present", nil, "leave out directories that hold an entry of this name (repeatable)")
