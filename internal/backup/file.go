@@ -22,8 +22,9 @@ const cacheFlushSize = 4096
 func (b *run) fileWorker(ctx context.Context) error {
 	cfg := b.r.Config()
 	split := chunk.NewCDC(b.r.Polynomial(), cfg.ChunkMin, cfg.ChunkMax, cfg.ChunkAvgBit)
+	zeros := zeroIDs{}
 	for job := range b.files {
-		if err := b.saveFile(ctx, split, job); err != nil {
+		if err := b.saveFile(ctx, split, zeros, job); err != nil {
 			return err
 		}
 		if err := b.done(ctx, job.dir); err != nil {
@@ -45,7 +46,7 @@ func sameFile(m fsmeta.Meta, c index.FileState) bool {
 // of the source); otherwise the file is compared with its node in the parent
 // snapshot, which for a differential is the full it descends from. A full
 // backup reads everything.
-func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) error {
+func (b *run) saveFile(ctx context.Context, split chunk.Splitter, zeros zeroIDs, job fileJob) error {
 	node := &job.dir.nodes[job.slot]
 	m := node.Meta
 	key := []byte(job.path)
@@ -90,7 +91,7 @@ func (b *run) saveFile(ctx context.Context, split chunk.Splitter, job fileJob) e
 		}
 	}
 
-	ids, n, changed, err := b.readFile(ctx, split, job)
+	ids, n, changed, err := b.readFile(ctx, split, zeros, job)
 	if err != nil || n < 0 {
 		return err
 	}
@@ -160,7 +161,7 @@ func (b *run) take(node *repo.Node, ids []chunk.ID) {
 // readFile chunks a file's content and hands new chunks to the blob
 // workers. n < 0 means the file could not be read; it is recorded and
 // dropped from its directory.
-func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (ids []chunk.ID, n int64, changed bool, err error) {
+func (b *run) readFile(ctx context.Context, split chunk.Splitter, zeros zeroIDs, job fileJob) (ids []chunk.ID, n int64, changed bool, err error) {
 	m := job.dir.nodes[job.slot].Meta
 	f, err := b.src.Open(ctx, job.path)
 	if err != nil {
@@ -183,7 +184,7 @@ func (b *run) readFile(ctx context.Context, split chunk.Splitter, job fileJob) (
 	in := dirsource.NewSparseReader(f)
 	var disk int64
 	n, err = chunk.Split(ctx, in, split, b.pool, func(buf *chunk.Buf) error {
-		id := b.r.BlobID(buf.Data)
+		id := zeros.id(b.r, buf.Data)
 		ids = append(ids, id)
 		d := in.DiskBytes()
 		b.progress.BytesRead.Add(d - disk)
@@ -336,3 +337,24 @@ func (p *filePack) add(ctx context.Context, id chunk.ID, buf *chunk.Buf) error {
 func (p *filePack) finish(ctx context.Context) error { return p.p.Finish(ctx) }
 
 func (p *filePack) discard() { p.p.Discard() }
+
+// zeroIDs remembers the IDs of all-zero chunks by length. Holes and runs
+// of zeros split into chunks of a few recurring sizes (the content-defined
+// splitter cuts a long zero run at its minimum size), so naming them from
+// memory instead of hashing each one makes a sparse file's holes nearly
+// free. One per file worker, so it needs no lock.
+type zeroIDs map[int]chunk.ID
+
+func (z zeroIDs) id(r *repo.Repository, data []byte) chunk.ID {
+	if !chunk.IsZero(data) {
+		return r.BlobID(data)
+	}
+	id, ok := z[len(data)]
+	if !ok {
+		id = r.BlobID(data)
+		if len(z) < 64 {
+			z[len(data)] = id
+		}
+	}
+	return id
+}
