@@ -17,6 +17,14 @@
 // the chunk buffer pool (readers wait for compressors) and the writer's pack
 // buffers (compressors wait for uploads).
 //
+// Given paths are resolved first (resolve.go): symlinks among their
+// ancestors, or a given path that is itself a symlink, are followed, the
+// data is walked at its real location, and each link met is stored as a
+// link beside it. Exclude rules (exclude.go) are applied as the walk lists
+// each directory, so an excluded directory is never listed and is reported
+// once. Files are read through a hole-skipping reader, and all-zero chunks
+// are named from memory, so a sparse file costs what its data costs.
+//
 // The snapshot manifest is written only after the writer has flushed every
 // pack and index file, so an interrupted backup leaves no snapshot that
 // names missing data, and its uploaded packs are reused by the next run.

@@ -9,6 +9,10 @@
 // kernel allows that only to the file's owner or root, so Open retries
 // without it on EPERM.
 //
+// SparseReader reads a file's data regions only (SEEK_DATA/SEEK_HOLE) and
+// yields the zeros of its holes from memory. Contains and IsCacheDir answer
+// the exclude rules that look inside a directory.
+//
 // A tree being backed up is live. An entry that disappears between readdir
 // and lstat is a warning, not a failure: ReadDir returns it separately so the
 // caller can log it and carry on.
