@@ -66,18 +66,10 @@ func (a *app) backupCommand() *cobra.Command {
 					f.source = backupHost(f) + ":" + f.profile
 				}
 				return a.runBackup(cmd.Context(), f, append(paths, args...))
-			}
-			listed, err := f.sel.listedPaths()
-			if err != nil {
-				return err
-			}
-			if len(args) == 0 && len(listed) == 0 {
-				if len(f.sel.filesFrom)+len(f.sel.filesFromVerbatim)+len(f.sel.filesFromRaw) > 0 {
-					return errors.New("nothing to back up: the --files-from files list no paths")
-				}
+			case len(args) == 0 && !f.sel.listsPaths():
 				return errors.New("nothing to back up: give paths, --files-from, --profile, --image or --domain")
 			}
-			return a.runBackup(cmd.Context(), f, append(args, listed...))
+			return a.runBackup(cmd.Context(), f, args)
 		},
 	}
 	fl := cmd.Flags()
@@ -155,6 +147,13 @@ func (a *app) runBackup(ctx context.Context, f backupFlags, paths []string) erro
 	exclude, err := f.sel.excludeRules()
 	if err != nil {
 		return err
+	}
+	listed, err := f.sel.listedPaths()
+	if err != nil {
+		return err
+	}
+	if paths = append(paths, listed...); len(paths) == 0 {
+		return errors.New("nothing to back up: the --files-from files list no paths")
 	}
 	abs, err := absPaths(paths)
 	if err != nil {

@@ -41,8 +41,13 @@ func (f *selectFlags) register(fl *pflag.FlagSet) {
 // used reports whether any selection flag was given, for the backup kinds
 // that take none.
 func (f *selectFlags) used() bool {
-	return len(f.exclude)+len(f.excludeFiles)+len(f.iexclude)+len(f.iexcludeFiles)+len(f.ifPresent)+
-		len(f.filesFrom)+len(f.filesFromVerbatim)+len(f.filesFromRaw) > 0 || f.caches || f.oneFS
+	return len(f.exclude)+len(f.excludeFiles)+len(f.iexclude)+len(f.iexcludeFiles)+len(f.ifPresent) > 0 ||
+		f.caches || f.oneFS || f.listsPaths()
+}
+
+// listsPaths reports whether paths come from --files-from* files.
+func (f *selectFlags) listsPaths() bool {
+	return len(f.filesFrom)+len(f.filesFromVerbatim)+len(f.filesFromRaw) > 0
 }
 
 // excludeRules parses every pattern given, directly or in files, so a
