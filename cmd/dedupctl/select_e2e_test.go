@@ -73,11 +73,11 @@ func TestBackupExcludes(t *testing.T) {
 		FilesDeleted *int64 `json:"files_deleted"`
 	}
 	lastJSON(t, r.stdout, &sum)
-	if sum.Excluded != 5 || sum.FilesNew != 3 || sum.FilesDeleted == nil {
+	if sum.Excluded != 5 || sum.FilesNew != 5 || sum.FilesDeleted == nil {
 		t.Errorf("summary: %+v", sum)
 	}
 	files := strings.Join(restoredFiles(e, src, "out"), " ")
-	if files != "etc/app.conf var/lib/db/data var/lib/photos/a.txt" {
+	if files != "etc/app.conf var/cache/CACHEDIR.TAG var/lib/db/data var/lib/photos/a.txt var/lib/skip/.nobackup" {
 		t.Errorf("restored %s", files)
 	}
 

@@ -95,7 +95,9 @@ func TestExcludeRules(t *testing.T) {
 	res, got := runSelect(t, r, dirsource.New(), ex, dir)
 
 	files := strings.Join(snapshotFiles(t, r, res.Snapshot, dir), " ")
-	want := "deep/ deep/x/ deep/x/y/ deep/x/y/keep-me keep/ keep/a.conf logs/ logs/small notcache/ notcache/CACHEDIR.TAG notcache/blob"
+	// A marked directory keeps its marker, as in restic and tar.
+	want := "cache/ cache/CACHEDIR.TAG deep/ deep/x/ deep/x/y/ deep/x/y/keep-me keep/ keep/a.conf logs/ logs/small " +
+		"notcache/ notcache/CACHEDIR.TAG notcache/blob skipme/ skipme/.nobackup"
 	if files != want {
 		t.Errorf("snapshot holds\n %s\nwant\n %s", files, want)
 	}
@@ -120,15 +122,15 @@ func TestExcludeRules(t *testing.T) {
 	}
 }
 
-// TestExcludeGivenPath: a given path that an exclude rule matches is left
-// out like any other entry.
+// TestExcludeGivenPath: the exclude rules apply to a given path like to
+// any other entry.
 func TestExcludeGivenPath(t *testing.T) {
 	r, _ := repotest.New(t)
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"a/f": "f", "b/.nobackup": "", "b/g": "g"})
 	ex := backup.Exclude{IfPresent: []string{".nobackup"}}
 	res, got := runSelect(t, r, dirsource.New(), ex, filepath.Join(dir, "a"), filepath.Join(dir, "b"))
-	if files := strings.Join(snapshotFiles(t, r, res.Snapshot, dir), " "); files != "a/ a/f" {
+	if files := strings.Join(snapshotFiles(t, r, res.Snapshot, dir), " "); files != "a/ a/f b/ b/.nobackup" {
 		t.Errorf("snapshot holds %s", files)
 	}
 	if len(got) != 1 || got[0].Path != filepath.Join(dir, "b") {

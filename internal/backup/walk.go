@@ -95,7 +95,7 @@ func (b *run) walkRoots(ctx context.Context, paths []string) error {
 		if err != nil {
 			return fmt.Errorf("source path /: %w", err)
 		}
-		return b.walkDir(ctx, nil, 0, "/", meta.Dev)
+		return b.walkDir(ctx, nil, 0, "/", meta.Dev, "")
 	}
 	return b.walkPartial(ctx, nil, 0, "/", sel)
 }
@@ -122,13 +122,13 @@ func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path 
 		case sub.whole:
 			// A given path is the top of its walk: mount points are
 			// judged from its own file system.
-			var keep bool
-			if keep, err = b.keep(ctx, child, meta); err == nil {
-				if keep {
-					err = b.walkEntry(ctx, ds, i, child, meta.Dev)
-				} else {
+			var v verdict
+			if v, err = b.judge(ctx, child, meta); err == nil {
+				if v.drop {
 					ds.drop[i] = true
 					err = b.done(ctx, ds)
+				} else {
+					err = b.walkEntry(ctx, ds, i, child, meta.Dev, v.only)
 				}
 			}
 		case meta.Type == fsmeta.Dir:
@@ -144,8 +144,9 @@ func (b *run) walkPartial(ctx context.Context, parent *dirState, slot int, path 
 }
 
 // walkEntry handles one entry whose node (name and metadata) is filled in;
-// dev is the device of the directory holding it.
-func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string, dev uint64) error {
+// dev is the device of the directory holding it, and only, when set, the
+// one entry of a marked directory that is kept.
+func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string, dev uint64, only string) error {
 	m := ds.nodes[slot].Meta
 	switch m.Type {
 	case fsmeta.Dir:
@@ -154,7 +155,7 @@ func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string
 			b.dirs.Add(1)
 			return b.done(ctx, newDirState(ds, slot, 0))
 		}
-		return b.walkDir(ctx, ds, slot, path, m.Dev)
+		return b.walkDir(ctx, ds, slot, path, m.Dev, only)
 	case fsmeta.File:
 		select {
 		case b.files <- fileJob{dir: ds, slot: slot, path: path}:
@@ -169,8 +170,9 @@ func (b *run) walkEntry(ctx context.Context, ds *dirState, slot int, path string
 }
 
 // walkDir lists the directory at path, on device dev, and walks the
-// entries the exclude rules keep.
-func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path string, dev uint64) error {
+// entries the exclude rules keep; with only set, just the entry of that
+// name (a marked directory's marker).
+func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path string, dev uint64, only string) error {
 	b.dirs.Add(1)
 	entries, warns, err := b.src.ReadDir(ctx, path)
 	if err != nil {
@@ -186,19 +188,26 @@ func (b *run) walkDir(ctx context.Context, parent *dirState, slot int, path stri
 		b.addWarn(w)
 	}
 	kept := entries[:0]
+	var onlys []string
 	for _, e := range entries {
-		ok, err := b.keep(ctx, joinPath(path, e.Name), e.Meta)
+		if only != "" {
+			if string(e.Name) == only {
+				kept, onlys = append(kept, e), append(onlys, "")
+			}
+			continue
+		}
+		v, err := b.judge(ctx, joinPath(path, e.Name), e.Meta)
 		if err != nil {
 			return err
 		}
-		if ok {
-			kept = append(kept, e)
+		if !v.drop {
+			kept, onlys = append(kept, e), append(onlys, v.only)
 		}
 	}
 	ds := newDirState(parent, slot, len(kept))
 	for i, e := range kept {
 		ds.nodes[i] = repo.Node{Name: e.Name, Meta: stable(e.Meta)}
-		if err := b.walkEntry(ctx, ds, i, joinPath(path, e.Name), dev); err != nil {
+		if err := b.walkEntry(ctx, ds, i, joinPath(path, e.Name), dev, onlys[i]); err != nil {
 			return err
 		}
 	}
