@@ -92,6 +92,8 @@ type Repository struct {
 	// decMeta inflates trees, index files and manifests, which grow with
 	// directory and repository size rather than with the chunk size.
 	decMeta *zstd.Decoder
+	// keyProblems are the key files skipped while opening.
+	keyProblems []KeyProblem
 }
 
 // maxMetaSize bounds one decompressed tree, index file or manifest: about
@@ -182,7 +184,7 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 		}
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	mk, keyID, err := findKey(ctx, s, password)
+	mk, keyID, keyProblems, err := findKey(ctx, s, password)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +226,7 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
+	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, keyProblems: keyProblems, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
 }
 
 func encoderLevel(name string) (zstd.EncoderLevel, error) {

@@ -11,6 +11,8 @@ package crypto
 import (
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -81,6 +83,12 @@ func (k *MasterKey) init() error {
 	return nil
 }
 
+// Equal reports whether k and o are the same key set, in constant time.
+func (k *MasterKey) Equal(o *MasterKey) bool {
+	return subtle.ConstantTimeCompare(k.Encrypt[:], o.Encrypt[:]) == 1 &&
+		subtle.ConstantTimeCompare(k.ID[:], o.ID[:]) == 1 && k.Pol == o.Pol
+}
+
 // BlobID is the keyed BLAKE3-256 of a blob's plaintext. Without the key it
 // reveals nothing about the content.
 func (k *MasterKey) BlobID(data []byte) chunk.ID {
@@ -140,8 +148,12 @@ const NonceSize = chacha20poly1305.NonceSizeX
 func (k *MasterKey) syntheticNonce(plaintext, ad []byte) [chacha20poly1305.NonceSizeX]byte {
 	h := k.nonces.Get().(*blake3.Hasher)
 	h.Reset()
-	// The length prefix keeps (ad, plaintext) pairs from running together.
-	_, _ = h.Write([]byte{byte(len(ad))})
+	// A fixed-width length prefix keeps (ad, plaintext) pairs from running
+	// together: the input is injective for every AD length, where a
+	// one-byte prefix let an AD of 256 bytes collide with an empty one.
+	var adLen [8]byte
+	binary.LittleEndian.PutUint64(adLen[:], uint64(len(ad)))
+	_, _ = h.Write(adLen[:])
 	_, _ = h.Write(ad)
 	_, _ = h.Write(plaintext)
 	var nonce [chacha20poly1305.NonceSizeX]byte
