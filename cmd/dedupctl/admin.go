@@ -3,22 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dedup-project/dedup/repo"
-	"github.com/dedup-project/dedup/repo/crypto"
 )
-
-// kdfFromEnv lets tests and scripted drills use cheap key derivation; it is
-// never needed in production.
-func kdfFromEnv() crypto.KDFParams {
-	if getenv("DEDUP_TEST_CHEAP_KDF") == "1" {
-		return crypto.TestKDF
-	}
-	return crypto.DefaultKDF
-}
 
 func (a *app) initCommand() *cobra.Command {
 	var packMiB int
@@ -41,12 +32,12 @@ func (a *app) initCommand() *cobra.Command {
 					return err
 				}
 			}
-			pw, err := a.repoPassword()
+			pw, err := readPassword(a.repoPasswordSpec(true), os.Getenv, a.terminal())
 			if err != nil {
 				return err
 			}
 			cfg, err := repo.Init(ctx, st, pw, repo.InitOptions{
-				KDF: kdfFromEnv(), PackSize: packMiB << 20, Compression: compression,
+				KDF: newKeyKDF(), PackSize: packMiB << 20, Compression: compression,
 			})
 			if err != nil {
 				return err
@@ -68,18 +59,20 @@ func (a *app) initCommand() *cobra.Command {
 
 func (a *app) keyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage the passwords (key files) that open the repository"}
-	newPassword := func() ([]byte, error) {
-		return a.password("new password: ", "DEDUP_NEW_PASSWORD", "DEDUP_NEW_PASSWORD_FILE", "")
+	var newPasswordFile string
+	newPasswordFlag := func(c *cobra.Command) *cobra.Command {
+		c.Flags().StringVar(&newPasswordFile, "new-password-file", "", "read the new password from this file; wins over DEDUP_NEW_PASSWORD and DEDUP_NEW_PASSWORD_FILE")
+		return c
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use: "add", Short: "Add a password (new from DEDUP_NEW_PASSWORD, DEDUP_NEW_PASSWORD_FILE or a prompt)", Args: cobra.NoArgs,
+	cmd.AddCommand(newPasswordFlag(&cobra.Command{
+		Use: "add", Short: "Add a password (new from --new-password-file, DEDUP_NEW_PASSWORD, DEDUP_NEW_PASSWORD_FILE or a prompt)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withRepo(cmd.Context(), func(ctx context.Context, s *session) error {
-				pw, err := newPassword()
+				pw, err := a.newPassword(newPasswordFile)
 				if err != nil {
 					return err
 				}
-				id, err := s.repo.AddKey(ctx, pw, kdfFromEnv())
+				id, err := s.repo.AddKey(ctx, pw, newKeyKDF())
 				if err != nil {
 					return err
 				}
@@ -87,7 +80,7 @@ func (a *app) keyCommand() *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}))
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List key files", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -107,6 +100,10 @@ func (a *app) keyCommand() *cobra.Command {
 					if k.Current {
 						cur = "*"
 					}
+					if k.Problem != "" {
+						fmt.Fprintf(tw, "!\t%s\tunusable: %s\t\t\n", k.ID, k.Problem)
+						continue
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, k.ID[:8], k.Username, k.Host, k.Created.Local().Format("2006-01-02 15:04:05"))
 				}
 				return tw.Flush()
@@ -125,15 +122,15 @@ func (a *app) keyCommand() *cobra.Command {
 			})
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
-		Use: "passwd", Short: "Change the password of the key in use", Args: cobra.NoArgs,
+	cmd.AddCommand(newPasswordFlag(&cobra.Command{
+		Use: "passwd", Short: "Change the password of the key in use (the old key goes once the new one opens)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withRepo(cmd.Context(), func(ctx context.Context, s *session) error {
-				pw, err := newPassword()
+				pw, err := a.newPassword(newPasswordFile)
 				if err != nil {
 					return err
 				}
-				id, err := s.repo.ChangePassword(ctx, pw, kdfFromEnv())
+				id, err := s.repo.ChangePassword(ctx, pw, newKeyKDF())
 				if err != nil {
 					return err
 				}
@@ -141,7 +138,7 @@ func (a *app) keyCommand() *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}))
 	return cmd
 }
 
