@@ -184,12 +184,24 @@ func (w *watcher) String() string {
 // ends first, or after a generous guard against a hung process.
 func (w *watcher) waitFor(t *testing.T, text string) {
 	t.Helper()
+	w.wait(t, text, false)
+}
+
+// all returns everything once the stream has ended (the process exited).
+func (w *watcher) all(t *testing.T) string {
+	t.Helper()
+	w.wait(t, "", true)
+	return w.String()
+}
+
+func (w *watcher) wait(t *testing.T, text string, toEnd bool) {
+	t.Helper()
 	guard := time.After(2 * time.Minute)
 	for {
 		w.mu.Lock()
 		found, closed := strings.Contains(w.buf.String(), text), w.closed
 		w.mu.Unlock()
-		if found {
+		if closed && toEnd || found && !toEnd {
 			return
 		}
 		if closed {
@@ -198,7 +210,7 @@ func (w *watcher) waitFor(t *testing.T, text string) {
 		select {
 		case <-w.updated:
 		case <-guard:
-			t.Fatalf("no %q after 2 minutes:\n%s", text, w.String())
+			t.Fatalf("waiting for %q (or the end) for 2 minutes:\n%s", text, w.String())
 		}
 	}
 }
@@ -213,6 +225,20 @@ func startBlocked(t *testing.T, e *env, args ...string) (cmd *exec.Cmd, fifo *os
 	}
 	cmd = exec.Command(binPath, append(args, "--password-file", path)...)
 	cmd.Env = e.vars
+	stderr = startWatched(t, cmd)
+	// Opening a FIFO for writing blocks until the reader has opened it.
+	fifo, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fifo.Close() })
+	return cmd, fifo, stderr
+}
+
+// startWatched starts cmd with its stderr watched; the process is killed
+// at the end of the test if it is still running.
+func startWatched(t *testing.T, cmd *exec.Cmd) *watcher {
+	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -227,13 +253,7 @@ func startBlocked(t *testing.T, e *env, args ...string) (cmd *exec.Cmd, fifo *os
 		cmd.Wait()
 		pr.Close()
 	})
-	// Opening a FIFO for writing blocks until the reader has opened it.
-	fifo, err = os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fifo.Close() })
-	return cmd, fifo, watch(t, pr)
+	return watch(t, pr)
 }
 
 func exitCode(t *testing.T, cmd *exec.Cmd) int {
@@ -257,7 +277,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	stderr.waitFor(t, "interrupt again")
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := exitCode(t, cmd); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("exit %d after a second SIGTERM, want %d:\n%s", code, 128+int(syscall.SIGTERM), stderr)
+		t.Fatalf("exit %d after a second SIGTERM, want %d:\n%s", code, 128+int(syscall.SIGTERM), stderr.all(t))
 	}
 }
 
@@ -271,8 +291,8 @@ func TestFirstSignalCancels(t *testing.T) {
 	stderr.waitFor(t, "interrupt again")
 	fmt.Fprintln(fifo, "correct horse")
 	fifo.Close()
-	if code := exitCode(t, cmd); code != 1 || !strings.Contains(stderr.String(), "dedupctl: interrupted;") {
-		t.Fatalf("exit %d after SIGTERM:\n%s", code, stderr)
+	if code, out := exitCode(t, cmd), stderr.all(t); code != 1 || !strings.Contains(out, "dedupctl: interrupted; the repository is intact") {
+		t.Fatalf("exit %d after SIGTERM:\n%s", code, out)
 	}
 }
 
@@ -307,22 +327,13 @@ func runOnTerminal(t *testing.T, e *env, env []string, answers [][2]string, args
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(append([]string{}, e.vars...), env...)
 	cmd.Stdin = pts
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	defer pr.Close()
-	stderr := watch(t, pr)
+	stderr := startWatched(t, cmd)
 	for _, a := range answers {
 		stderr.waitFor(t, a[0])
 		fmt.Fprint(ptm, a[1]+"\n")
 	}
-	return exitCode(t, cmd), stderr.String()
+	code := exitCode(t, cmd)
+	return code, stderr.all(t)
 }
 
 // A new password typed on a terminal is asked twice: a mismatch writes
