@@ -146,8 +146,8 @@ func TestBadKeyFilesAreSkippedListedAndRemovable(t *testing.T) {
 	slow, _ := json.Marshal(kf)
 
 	bad := map[string]string{
-		plant(t, st, huge):                 "memory",
-		plant(t, st, slow):                 "time",
+		plant(t, st, huge):                  "memory",
+		plant(t, st, slow):                  "time",
 		plant(t, st, []byte("\x00garbage")): "not a key file",
 	}
 	// A copy of the good key under a name that is not its hash, and a

@@ -40,6 +40,11 @@ var configAD = []byte("dedup.config.v1")
 var (
 	ErrNotRepository = errors.New("not a dedup repository")
 	ErrAlreadyExists = errors.New("a repository already exists there")
+	// ErrNoAtomicCreate: the store cannot refuse a second create of one
+	// name atomically, so two inits racing could replace each other's
+	// config and leave one of them with a key to nothing.
+	ErrNoAtomicCreate = errors.New("refusing to create a repository: the store does not support conditional writes " +
+		"(If-None-Match), so a concurrent init could silently replace this one's config; use a server that supports them")
 )
 
 // Config is the repository's sealed configuration, fixed at init.
@@ -123,6 +128,9 @@ func hostUser() (string, string) {
 // Init creates a repository in an empty store. It refuses, touching nothing,
 // when the store already holds a config.
 func Init(ctx context.Context, s store.Store, password []byte, opts InitOptions) (Config, error) {
+	if !s.Capabilities().AtomicCreate {
+		return Config{}, fmt.Errorf("%s: %w", s.Location(), ErrNoAtomicCreate)
+	}
 	if _, err := s.Stat(ctx, configName); err == nil {
 		return Config{}, fmt.Errorf("%s: %w", s.Location(), ErrAlreadyExists)
 	} else if !store.IsNotFound(err) {
@@ -159,6 +167,13 @@ func Init(ctx context.Context, s store.Store, password []byte, opts InitOptions)
 	keyName, err := writeKey(ctx, s, mk, password, opts.KDF)
 	if err != nil {
 		return Config{}, err
+	}
+	// A store may learn only from its first write that the server
+	// ignores conditions (S3 answering 501): ask again before the one
+	// object whose name is not its content.
+	if !s.Capabilities().AtomicCreate {
+		_ = s.Delete(context.WithoutCancel(ctx), keyName)
+		return Config{}, fmt.Errorf("%s: %w", s.Location(), ErrNoAtomicCreate)
 	}
 	plain, err := json.Marshal(cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dedup-project/dedup/repo/store"
 	s3store "github.com/dedup-project/dedup/repo/store/s3"
 )
 
@@ -42,6 +43,7 @@ type app struct {
 	memProfile   string
 	s3           s3Flags
 	s3store      *s3store.Store // the raw S3 store, for bucket creation
+	caps         store.Capabilities
 }
 
 // memoryLimit is the soft heap limit: the pipeline's own buffers are

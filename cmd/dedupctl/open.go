@@ -14,6 +14,15 @@ import (
 )
 
 func (a *app) openStore(ctx context.Context, create bool) (store.Store, error) {
+	st, err := a.openBackend(ctx, create)
+	if err != nil {
+		return nil, err
+	}
+	a.caps = st.Capabilities()
+	return st, nil
+}
+
+func (a *app) openBackend(ctx context.Context, create bool) (store.Store, error) {
 	u := a.repoURL
 	switch {
 	case u == "":
