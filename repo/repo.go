@@ -57,6 +57,11 @@ type Config struct {
 	ChunkAvgBit int       `json:"chunk_avg_bits"`
 	PackSize    int       `json:"pack_size"`
 	Compression string    `json:"compression"` // "zstd-fastest", "zstd-default", "none"
+	// PrivatePacks turns convergent packs off: blobs are sealed with
+	// random nonces and large files share packs with others, so the
+	// bucket shows neither file sizes nor equal content across hosts
+	// (docs/design.md, Security).
+	PrivatePacks bool `json:"private_packs,omitempty"`
 }
 
 // Default chunking: 512 KiB minimum, 1 MiB average, 8 MiB maximum (restic's
@@ -77,6 +82,8 @@ type InitOptions struct {
 	KDF         crypto.KDFParams
 	PackSize    int
 	Compression string
+	// PrivatePacks: see Config.PrivatePacks.
+	PrivatePacks bool
 }
 
 // Options configure an opened repository.
@@ -162,7 +169,7 @@ func Init(ctx context.Context, s store.Store, password []byte, opts InitOptions)
 	cfg := Config{
 		Version: FormatVersion, ID: hex.EncodeToString(rid[:]), Created: time.Now().UTC(),
 		ChunkMin: DefaultChunkMin, ChunkMax: DefaultChunkMax, ChunkAvgBit: DefaultChunkAvgBit,
-		PackSize: opts.PackSize, Compression: opts.Compression,
+		PackSize: opts.PackSize, Compression: opts.Compression, PrivatePacks: opts.PrivatePacks,
 	}
 	keyName, err := writeKey(ctx, s, mk, password, opts.KDF)
 	if err != nil {

@@ -15,6 +15,7 @@ func (a *app) initCommand() *cobra.Command {
 	var packMiB int
 	var compression string
 	var createBucket bool
+	var noConvergent bool
 	cmd := &cobra.Command{
 		Use:     "init",
 		Short:   "Create a new encrypted repository",
@@ -37,7 +38,7 @@ func (a *app) initCommand() *cobra.Command {
 				return err
 			}
 			cfg, err := repo.Init(ctx, st, pw, repo.InitOptions{
-				KDF: newKeyKDF(), PackSize: packMiB << 20, Compression: compression,
+				KDF: newKeyKDF(), PackSize: packMiB << 20, Compression: compression, PrivatePacks: noConvergent,
 			})
 			if err != nil {
 				return err
@@ -54,6 +55,7 @@ func (a *app) initCommand() *cobra.Command {
 	cmd.Flags().IntVar(&packMiB, "pack-size", repo.DefaultPackSize>>20, "target pack size in MiB (1-512)")
 	cmd.Flags().StringVar(&compression, "compression", "zstd-fastest", "zstd-fastest, zstd-default, zstd-better or none")
 	cmd.Flags().BoolVar(&createBucket, "create-bucket", false, "S3: create the bucket if it does not exist")
+	cmd.Flags().BoolVar(&noConvergent, "no-convergent-packs", false, "seal with random nonces and share packs between files, so the bucket shows neither file sizes nor equal data across hosts (costs cross-host convergence)")
 	return cmd
 }
 

@@ -129,6 +129,16 @@ func (k *MasterKey) SealDeterministic(dst, plaintext, ad []byte) []byte {
 // TagSize bytes of spare capacity. It saves a plaintext-sized copy per
 // blob on the backup's hot path.
 func (k *MasterKey) SealDeterministicInPlace(buf, ad []byte) []byte {
+	return k.sealInPlace(buf, ad, true)
+}
+
+// SealInPlace is SealDeterministicInPlace with a random nonce, for
+// repositories that do not want equal blobs to seal to equal bytes.
+func (k *MasterKey) SealInPlace(buf, ad []byte) []byte {
+	return k.sealInPlace(buf, ad, false)
+}
+
+func (k *MasterKey) sealInPlace(buf, ad []byte, synthetic bool) []byte {
 	n := chacha20poly1305.NonceSizeX
 	if cap(buf)-len(buf) < chacha20poly1305.Overhead {
 		grown := make([]byte, len(buf), len(buf)+chacha20poly1305.Overhead)
@@ -136,7 +146,12 @@ func (k *MasterKey) SealDeterministicInPlace(buf, ad []byte) []byte {
 		buf = grown
 	}
 	plaintext := buf[n:]
-	nonce := k.syntheticNonce(plaintext, ad)
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	if synthetic {
+		nonce = k.syntheticNonce(plaintext, ad)
+	} else if _, err := rand.Read(nonce[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the kernel RNG does not fail
+	}
 	copy(buf[:n], nonce[:])
 	out := k.aead.Seal(plaintext[:0], nonce[:], plaintext, ad)
 	return buf[:n+len(out)]
