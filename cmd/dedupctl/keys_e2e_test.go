@@ -71,8 +71,12 @@ func TestPlantedKeyFiles(t *testing.T) {
 	}
 	kf["kdf"].(map[string]any)["memory_kib"] = uint32(1 << 31) // 2 TiB
 	huge, _ := json.Marshal(kf)
+	kf["kdf"].(map[string]any)["memory_kib"] = 64
+	kf["kdf"].(map[string]any)["time"] = uint32(1 << 31) // years of work
+	slow, _ := json.Marshal(kf)
 	planted := map[string][]byte{
 		crypto.StorageID(huge).String():              huge,
+		crypto.StorageID(slow).String():              slow,
 		crypto.StorageID([]byte("garbage")).String(): []byte("garbage"),
 		strings.Repeat("0", 64):                      data, // a copy under a name that is not its hash
 	}

@@ -23,8 +23,8 @@ func interruptible(parent context.Context, stderr io.Writer, exit func(int)) (ct
 	go func() {
 		select {
 		case <-sigs:
-			fmt.Fprintln(stderr, "dedupctl: interrupted; stopping (interrupt again to exit at once)")
 			cancel()
+			fmt.Fprintln(stderr, "dedupctl: interrupted; stopping (interrupt again to exit at once)")
 		case <-done:
 			return
 		}
