@@ -28,14 +28,15 @@ func (a *app) initCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			// The password first: a mistyped confirmation creates nothing.
+			pw, err := readPassword(a.repoPasswordSpec(true), os.Getenv, a.terminal())
+			if err != nil {
+				return err
+			}
 			if createBucket {
 				if err := a.createS3Bucket(ctx); err != nil {
 					return err
 				}
-			}
-			pw, err := readPassword(a.repoPasswordSpec(true), os.Getenv, a.terminal())
-			if err != nil {
-				return err
 			}
 			cfg, err := repo.Init(ctx, st, pw, repo.InitOptions{
 				KDF: newKeyKDF(), PackSize: packMiB << 20, Compression: compression, PrivatePacks: noConvergent,
