@@ -77,7 +77,12 @@ func (r *Repository) sealBlob(sc *Scratch, t uint8, id chunk.ID, plain []byte) [
 		p = append(p[:hdr], flagRaw)
 		p = append(p, plain...)
 	}
-	sealed := r.key.SealDeterministicInPlace(p, blobAD(t, id))
+	var sealed []byte
+	if r.cfg.PrivatePacks {
+		sealed = r.key.SealInPlace(p, blobAD(t, id))
+	} else {
+		sealed = r.key.SealDeterministicInPlace(p, blobAD(t, id))
+	}
 	sc.buf = sealed[:0]
 	return sealed
 }

@@ -40,6 +40,11 @@ var configAD = []byte("dedup.config.v1")
 var (
 	ErrNotRepository = errors.New("not a dedup repository")
 	ErrAlreadyExists = errors.New("a repository already exists there")
+	// ErrNoAtomicCreate: the store cannot refuse a second create of one
+	// name atomically, so two inits racing could replace each other's
+	// config and leave one of them with a key to nothing.
+	ErrNoAtomicCreate = errors.New("refusing to create a repository: the store does not support conditional writes " +
+		"(If-None-Match), so a concurrent init could silently replace this one's config; use a server that supports them")
 )
 
 // Config is the repository's sealed configuration, fixed at init.
@@ -52,6 +57,11 @@ type Config struct {
 	ChunkAvgBit int       `json:"chunk_avg_bits"`
 	PackSize    int       `json:"pack_size"`
 	Compression string    `json:"compression"` // "zstd-fastest", "zstd-default", "none"
+	// PrivatePacks turns convergent packs off: blobs are sealed with
+	// random nonces and large files share packs with others, so the
+	// bucket shows neither file sizes nor equal content across hosts
+	// (docs/design.md, Security).
+	PrivatePacks bool `json:"private_packs,omitempty"`
 }
 
 // Default chunking: 512 KiB minimum, 1 MiB average, 8 MiB maximum (restic's
@@ -72,6 +82,8 @@ type InitOptions struct {
 	KDF         crypto.KDFParams
 	PackSize    int
 	Compression string
+	// PrivatePacks: see Config.PrivatePacks.
+	PrivatePacks bool
 }
 
 // Options configure an opened repository.
@@ -92,6 +104,8 @@ type Repository struct {
 	// decMeta inflates trees, index files and manifests, which grow with
 	// directory and repository size rather than with the chunk size.
 	decMeta *zstd.Decoder
+	// keyProblems are the key files skipped while opening.
+	keyProblems []KeyProblem
 }
 
 // maxMetaSize bounds one decompressed tree, index file or manifest: about
@@ -121,6 +135,9 @@ func hostUser() (string, string) {
 // Init creates a repository in an empty store. It refuses, touching nothing,
 // when the store already holds a config.
 func Init(ctx context.Context, s store.Store, password []byte, opts InitOptions) (Config, error) {
+	if !s.Capabilities().AtomicCreate {
+		return Config{}, fmt.Errorf("%s: %w", s.Location(), ErrNoAtomicCreate)
+	}
 	if _, err := s.Stat(ctx, configName); err == nil {
 		return Config{}, fmt.Errorf("%s: %w", s.Location(), ErrAlreadyExists)
 	} else if !store.IsNotFound(err) {
@@ -152,11 +169,18 @@ func Init(ctx context.Context, s store.Store, password []byte, opts InitOptions)
 	cfg := Config{
 		Version: FormatVersion, ID: hex.EncodeToString(rid[:]), Created: time.Now().UTC(),
 		ChunkMin: DefaultChunkMin, ChunkMax: DefaultChunkMax, ChunkAvgBit: DefaultChunkAvgBit,
-		PackSize: opts.PackSize, Compression: opts.Compression,
+		PackSize: opts.PackSize, Compression: opts.Compression, PrivatePacks: opts.PrivatePacks,
 	}
 	keyName, err := writeKey(ctx, s, mk, password, opts.KDF)
 	if err != nil {
 		return Config{}, err
+	}
+	// A store may learn only from its first write that the server
+	// ignores conditions (S3 answering 501): ask again before the one
+	// object whose name is not its content.
+	if !s.Capabilities().AtomicCreate {
+		_ = s.Delete(context.WithoutCancel(ctx), keyName)
+		return Config{}, fmt.Errorf("%s: %w", s.Location(), ErrNoAtomicCreate)
 	}
 	plain, err := json.Marshal(cfg)
 	if err != nil {
@@ -182,7 +206,7 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 		}
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	mk, keyID, err := findKey(ctx, s, password)
+	mk, keyID, keyProblems, err := findKey(ctx, s, password)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +248,7 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
+	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, keyProblems: keyProblems, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
 }
 
 func encoderLevel(name string) (zstd.EncoderLevel, error) {

@@ -137,7 +137,8 @@ func (w *Writer) Reserve(ctx context.Context, id chunk.ID) (bool, error) {
 	return true, nil
 }
 
-// Seal compresses and seals a blob deterministically. The result aliases sc.
+// Seal compresses and seals a blob, deterministically unless the
+// repository has private packs. The result aliases sc.
 func (w *Writer) Seal(sc *Scratch, t uint8, id chunk.ID, plain []byte) []byte {
 	return w.r.sealBlob(sc, t, id, plain)
 }
@@ -172,8 +173,18 @@ type FilePacker struct {
 // FilePacker starts a packer for one file's blobs.
 func (w *Writer) FilePacker() *FilePacker { return &FilePacker{w: w} }
 
-// Add appends a reserved blob sealed with Seal.
+// Add appends a reserved blob sealed with Seal. In a repository with
+// private packs the blob joins the writer's shared packs instead, so no
+// pack's size is one file's.
 func (p *FilePacker) Add(ctx context.Context, t uint8, id chunk.ID, sealed []byte, rawLen int) error {
+	if p.w.r.cfg.PrivatePacks {
+		if err := p.w.add(ctx, t, id, sealed, rawLen); err != nil {
+			return err
+		}
+		p.w.blobsNew.Add(1)
+		p.w.bytesNew.Add(int64(rawLen))
+		return nil
+	}
 	if p.b != nil && p.b.Count() > 0 && !p.b.Fits(len(sealed), p.w.packLimit()) {
 		if err := p.w.send(ctx, p.b, true); err != nil {
 			return err

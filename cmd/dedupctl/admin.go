@@ -3,27 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dedup-project/dedup/repo"
-	"github.com/dedup-project/dedup/repo/crypto"
 )
-
-// kdfFromEnv lets tests and scripted drills use cheap key derivation; it is
-// never needed in production.
-func kdfFromEnv() crypto.KDFParams {
-	if getenv("DEDUP_TEST_CHEAP_KDF") == "1" {
-		return crypto.TestKDF
-	}
-	return crypto.DefaultKDF
-}
 
 func (a *app) initCommand() *cobra.Command {
 	var packMiB int
 	var compression string
 	var createBucket bool
+	var noConvergent bool
 	cmd := &cobra.Command{
 		Use:     "init",
 		Short:   "Create a new encrypted repository",
@@ -36,17 +28,18 @@ func (a *app) initCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			// The password first: a mistyped confirmation creates nothing.
+			pw, err := readPassword(a.repoPasswordSpec(true), os.Getenv, a.terminal())
+			if err != nil {
+				return err
+			}
 			if createBucket {
 				if err := a.createS3Bucket(ctx); err != nil {
 					return err
 				}
 			}
-			pw, err := a.repoPassword()
-			if err != nil {
-				return err
-			}
 			cfg, err := repo.Init(ctx, st, pw, repo.InitOptions{
-				KDF: kdfFromEnv(), PackSize: packMiB << 20, Compression: compression,
+				KDF: newKeyKDF(), PackSize: packMiB << 20, Compression: compression, PrivatePacks: noConvergent,
 			})
 			if err != nil {
 				return err
@@ -63,23 +56,26 @@ func (a *app) initCommand() *cobra.Command {
 	cmd.Flags().IntVar(&packMiB, "pack-size", repo.DefaultPackSize>>20, "target pack size in MiB (1-512)")
 	cmd.Flags().StringVar(&compression, "compression", "zstd-fastest", "zstd-fastest, zstd-default, zstd-better or none")
 	cmd.Flags().BoolVar(&createBucket, "create-bucket", false, "S3: create the bucket if it does not exist")
+	cmd.Flags().BoolVar(&noConvergent, "no-convergent-packs", false, "seal with random nonces and share packs between files, so the bucket shows neither file sizes nor equal data across hosts (costs cross-host convergence)")
 	return cmd
 }
 
 func (a *app) keyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage the passwords (key files) that open the repository"}
-	newPassword := func() ([]byte, error) {
-		return a.password("new password: ", "DEDUP_NEW_PASSWORD", "DEDUP_NEW_PASSWORD_FILE", "")
+	var newPasswordFile string
+	newPasswordFlag := func(c *cobra.Command) *cobra.Command {
+		c.Flags().StringVar(&newPasswordFile, "new-password-file", "", "read the new password from this file; wins over DEDUP_NEW_PASSWORD and DEDUP_NEW_PASSWORD_FILE")
+		return c
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use: "add", Short: "Add a password (new from DEDUP_NEW_PASSWORD, DEDUP_NEW_PASSWORD_FILE or a prompt)", Args: cobra.NoArgs,
+	cmd.AddCommand(newPasswordFlag(&cobra.Command{
+		Use: "add", Short: "Add a password (new from --new-password-file, DEDUP_NEW_PASSWORD, DEDUP_NEW_PASSWORD_FILE or a prompt)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withRepo(cmd.Context(), func(ctx context.Context, s *session) error {
-				pw, err := newPassword()
+				pw, err := a.newPassword(newPasswordFile)
 				if err != nil {
 					return err
 				}
-				id, err := s.repo.AddKey(ctx, pw, kdfFromEnv())
+				id, err := s.repo.AddKey(ctx, pw, newKeyKDF())
 				if err != nil {
 					return err
 				}
@@ -87,7 +83,7 @@ func (a *app) keyCommand() *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}))
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List key files", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -107,6 +103,10 @@ func (a *app) keyCommand() *cobra.Command {
 					if k.Current {
 						cur = "*"
 					}
+					if k.Problem != "" {
+						fmt.Fprintf(tw, "!\t%s\tunusable: %s\t\t\n", k.ID, k.Problem)
+						continue
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cur, k.ID[:8], k.Username, k.Host, k.Created.Local().Format("2006-01-02 15:04:05"))
 				}
 				return tw.Flush()
@@ -125,15 +125,15 @@ func (a *app) keyCommand() *cobra.Command {
 			})
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
-		Use: "passwd", Short: "Change the password of the key in use", Args: cobra.NoArgs,
+	cmd.AddCommand(newPasswordFlag(&cobra.Command{
+		Use: "passwd", Short: "Change the password of the key in use (the old key goes once the new one opens)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withRepo(cmd.Context(), func(ctx context.Context, s *session) error {
-				pw, err := newPassword()
+				pw, err := a.newPassword(newPasswordFile)
 				if err != nil {
 					return err
 				}
-				id, err := s.repo.ChangePassword(ctx, pw, kdfFromEnv())
+				id, err := s.repo.ChangePassword(ctx, pw, newKeyKDF())
 				if err != nil {
 					return err
 				}
@@ -141,7 +141,7 @@ func (a *app) keyCommand() *cobra.Command {
 				return nil
 			})
 		},
-	})
+	}))
 	return cmd
 }
 

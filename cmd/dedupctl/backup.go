@@ -264,7 +264,7 @@ func (a *app) planBackup(ctx context.Context, s *session, source string, f backu
 		// holds one pack buffer. S3 requests have tens of milliseconds of
 		// latency; more packs in flight keep the pipeline busy.
 		uploads = 1
-		if strings.HasPrefix(a.repoURL, "s3://") {
+		if a.caps.Remote {
 			uploads = 8
 		}
 	}

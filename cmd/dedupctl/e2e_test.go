@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 	// Readable by all: one test runs the binary as an unprivileged user.
 	os.Chmod(dir, 0o755)
 	binPath = filepath.Join(dir, "dedupctl")
-	out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	// dedup_testkdf: cheap key derivation (kdf_testkdf.go), only ever in
+	// this test build.
+	out, err := exec.Command("go", "build", "-tags", "dedup_testkdf", "-o", binPath, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		os.RemoveAll(dir)
@@ -50,7 +52,6 @@ func newEnv(t *testing.T) *env {
 		"DEDUP_REPO=" + e.repo,
 		"DEDUP_PASSWORD=correct horse",
 		"DEDUP_CACHE_DIR=" + filepath.Join(dir, "cache"),
-		"DEDUP_TEST_CHEAP_KDF=1",
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + dir,
 	}

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dedup-project/dedup/repo/store"
 	s3store "github.com/dedup-project/dedup/repo/store/s3"
 )
 
@@ -39,10 +38,12 @@ type app struct {
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        *os.File
+	tty          terminal // nil: prompt on stdin when it is a terminal
 	cpuProfile   string
 	memProfile   string
 	s3           s3Flags
 	s3store      *s3store.Store // the raw S3 store, for bucket creation
+	caps         store.Capabilities
 }
 
 // memoryLimit is the soft heap limit: the pipeline's own buffers are
@@ -55,7 +56,7 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible(context.Background(), os.Stderr, os.Exit)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -95,7 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	f := root.PersistentFlags()
 	f.StringVarP(&a.repoURL, "repo", "r", os.Getenv("DEDUP_REPO"), "repository: a directory or s3://bucket/prefix (env DEDUP_REPO)")
-	f.StringVar(&a.passwordFile, "password-file", os.Getenv("DEDUP_PASSWORD_FILE"), "read the password from this file (env DEDUP_PASSWORD_FILE; or set DEDUP_PASSWORD)")
+	f.StringVar(&a.passwordFile, "password-file", "", "read the password from this file; wins over DEDUP_PASSWORD and DEDUP_PASSWORD_FILE")
 	f.StringVar(&a.cacheDir, "cache-dir", os.Getenv("DEDUP_CACHE_DIR"), "local index cache directory (default: per repository under /var/cache/dedup or ~/.cache/dedup)")
 	f.BoolVar(&a.jsonOut, "json", false, "machine-readable JSON output")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress output")

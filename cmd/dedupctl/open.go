@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-
-	"golang.org/x/term"
 
 	"github.com/dedup-project/dedup/index"
 	"github.com/dedup-project/dedup/repo"
@@ -17,6 +14,15 @@ import (
 )
 
 func (a *app) openStore(ctx context.Context, create bool) (store.Store, error) {
+	st, err := a.openBackend(ctx, create)
+	if err != nil {
+		return nil, err
+	}
+	a.caps = st.Capabilities()
+	return st, nil
+}
+
+func (a *app) openBackend(ctx context.Context, create bool) (store.Store, error) {
 	u := a.repoURL
 	switch {
 	case u == "":
@@ -28,45 +34,6 @@ func (a *app) openStore(ctx context.Context, create bool) (store.Store, error) {
 	default:
 		return local.Open(strings.TrimPrefix(u, "file://"))
 	}
-}
-
-// password reads the repository password from the environment, a file, or
-// a terminal prompt, in that order. It never comes from argv.
-func (a *app) password(prompt string, envVar, fileVar string, fileFlag string) ([]byte, error) {
-	if p := os.Getenv(envVar); p != "" {
-		return []byte(p), nil
-	}
-	if fileFlag == "" {
-		fileFlag = os.Getenv(fileVar)
-	}
-	if fileFlag != "" {
-		data, err := os.ReadFile(fileFlag)
-		if err != nil {
-			return nil, fmt.Errorf("read password file: %w", err)
-		}
-		data = bytes.TrimRight(data, "\r\n")
-		if len(data) == 0 {
-			return nil, fmt.Errorf("password file %s is empty", fileFlag)
-		}
-		return data, nil
-	}
-	if term.IsTerminal(int(a.stdin.Fd())) {
-		fmt.Fprint(a.stderr, prompt)
-		p, err := term.ReadPassword(int(a.stdin.Fd()))
-		fmt.Fprintln(a.stderr)
-		if err != nil {
-			return nil, fmt.Errorf("read password: %w", err)
-		}
-		if len(p) == 0 {
-			return nil, errors.New("empty password")
-		}
-		return p, nil
-	}
-	return nil, fmt.Errorf("no password: set %s or %s, or run on a terminal", envVar, fileVar)
-}
-
-func (a *app) repoPassword() ([]byte, error) {
-	return a.password("repository password: ", "DEDUP_PASSWORD", "DEDUP_PASSWORD_FILE", a.passwordFile)
 }
 
 // session is an opened repository with its index cache.
@@ -104,6 +71,9 @@ func (a *app) open(ctx context.Context) (*session, error) {
 		st.Close()
 		return nil, err
 	}
+	for _, p := range r.KeyProblems() {
+		fmt.Fprintf(a.stderr, "warning: %s; skipped (remove it with `dedupctl key remove %s`)\n", p, p.ID)
+	}
 	s := &session{repo: r, store: st}
 	dir := a.cacheDir
 	if dir == "" {
@@ -140,5 +110,3 @@ func (a *app) open(ctx context.Context) (*session, error) {
 	}
 	return s, nil
 }
-
-func getenv(k string) string { return os.Getenv(k) }

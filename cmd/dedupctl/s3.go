@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -53,21 +52,19 @@ func (f *s3Flags) register(fs *pflag.FlagSet) {
 const s3PartSize = 64 << 20
 
 // readWorkers is how many chunks a restore fetches at once: enough to hide
-// S3's per-request latency, and twice the cores for a local repository.
+// a remote store's per-request latency, and twice the cores for a local
+// repository.
 func (a *app) readWorkers() int {
-	if strings.HasPrefix(a.repoURL, "s3://") {
-		if a.s3.connections > 0 {
-			return a.s3.connections
-		}
-		return s3Connections
+	if a.caps.Remote && a.caps.Connections > 0 {
+		return a.caps.Connections
 	}
 	return 2 * runtime.GOMAXPROCS(0)
 }
 
 // runFiles is how many small files a restore may fetch with one read: on
-// S3 each request costs tens of milliseconds, locally nothing.
+// a remote store each request costs tens of milliseconds, locally nothing.
 func (a *app) runFiles() int {
-	if strings.HasPrefix(a.repoURL, "s3://") {
+	if a.caps.Remote {
 		return 64
 	}
 	return 1

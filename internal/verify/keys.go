@@ -2,43 +2,24 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
-
-	"github.com/dedup-project/dedup/repo/crypto"
-	"github.com/dedup-project/dedup/repo/store"
 )
 
 const keysPrefix = "keys/"
 
-// checkKeys checks that every key file is intact. The key that opened the
-// repository evidently is; a damaged other one would lock out whoever
-// holds its password, and nothing else would notice.
+// checkKeys reports every key file no password can open, by the same
+// checks that opening the repository applies (repo.ListKeys): the key that
+// opened the repository evidently is fine, but a damaged or planted other
+// one would lock out whoever holds its password, or slow every command,
+// and nothing else would notice.
 func (v *verifier) checkKeys(ctx context.Context) error {
-	var names []string
-	if err := v.st.List(ctx, keysPrefix, func(fi store.Info) error {
-		names = append(names, fi.Name)
-		return nil
-	}); err != nil {
+	keys, err := v.rp.ListKeys(ctx)
+	if err != nil {
 		return fmt.Errorf("list key files: %w", err)
 	}
-	for _, name := range names {
-		data, err := store.ReadAll(ctx, v.st, name)
-		if err != nil {
-			if store.IsNotFound(err) {
-				continue // removed meanwhile
-			}
-			return fmt.Errorf("read key file %s: %w", name, err)
-		}
-		// Key files are named by the BLAKE3 of their bytes.
-		if crypto.StorageID(data).String() != strings.TrimPrefix(name, keysPrefix) {
-			v.pr.add(KindDamagedKey, name, "", "content does not match its name")
-			continue
-		}
-		var kf crypto.KeyFile
-		if err := json.Unmarshal(data, &kf); err != nil {
-			v.pr.add(KindDamagedKey, name, "", fmt.Sprintf("decode: %v", err))
+	for _, k := range keys {
+		if k.Problem != "" {
+			v.pr.add(KindDamagedKey, keysPrefix+k.ID, "", k.Problem)
 		}
 	}
 	return nil

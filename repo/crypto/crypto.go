@@ -11,6 +11,8 @@ package crypto
 import (
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -81,6 +83,12 @@ func (k *MasterKey) init() error {
 	return nil
 }
 
+// Equal reports whether k and o are the same key set, in constant time.
+func (k *MasterKey) Equal(o *MasterKey) bool {
+	return subtle.ConstantTimeCompare(k.Encrypt[:], o.Encrypt[:]) == 1 &&
+		subtle.ConstantTimeCompare(k.ID[:], o.ID[:]) == 1 && k.Pol == o.Pol
+}
+
 // BlobID is the keyed BLAKE3-256 of a blob's plaintext. Without the key it
 // reveals nothing about the content.
 func (k *MasterKey) BlobID(data []byte) chunk.ID {
@@ -121,6 +129,16 @@ func (k *MasterKey) SealDeterministic(dst, plaintext, ad []byte) []byte {
 // TagSize bytes of spare capacity. It saves a plaintext-sized copy per
 // blob on the backup's hot path.
 func (k *MasterKey) SealDeterministicInPlace(buf, ad []byte) []byte {
+	return k.sealInPlace(buf, ad, true)
+}
+
+// SealInPlace is SealDeterministicInPlace with a random nonce, for
+// repositories that do not want equal blobs to seal to equal bytes.
+func (k *MasterKey) SealInPlace(buf, ad []byte) []byte {
+	return k.sealInPlace(buf, ad, false)
+}
+
+func (k *MasterKey) sealInPlace(buf, ad []byte, synthetic bool) []byte {
 	n := chacha20poly1305.NonceSizeX
 	if cap(buf)-len(buf) < chacha20poly1305.Overhead {
 		grown := make([]byte, len(buf), len(buf)+chacha20poly1305.Overhead)
@@ -128,7 +146,12 @@ func (k *MasterKey) SealDeterministicInPlace(buf, ad []byte) []byte {
 		buf = grown
 	}
 	plaintext := buf[n:]
-	nonce := k.syntheticNonce(plaintext, ad)
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	if synthetic {
+		nonce = k.syntheticNonce(plaintext, ad)
+	} else if _, err := rand.Read(nonce[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the kernel RNG does not fail
+	}
 	copy(buf[:n], nonce[:])
 	out := k.aead.Seal(plaintext[:0], nonce[:], plaintext, ad)
 	return buf[:n+len(out)]
@@ -140,8 +163,12 @@ const NonceSize = chacha20poly1305.NonceSizeX
 func (k *MasterKey) syntheticNonce(plaintext, ad []byte) [chacha20poly1305.NonceSizeX]byte {
 	h := k.nonces.Get().(*blake3.Hasher)
 	h.Reset()
-	// The length prefix keeps (ad, plaintext) pairs from running together.
-	_, _ = h.Write([]byte{byte(len(ad))})
+	// A fixed-width length prefix keeps (ad, plaintext) pairs from running
+	// together: the input is injective for every AD length, where a
+	// one-byte prefix let an AD of 256 bytes collide with an empty one.
+	var adLen [8]byte
+	binary.LittleEndian.PutUint64(adLen[:], uint64(len(ad)))
+	_, _ = h.Write(adLen[:])
 	_, _ = h.Write(ad)
 	_, _ = h.Write(plaintext)
 	var nonce [chacha20poly1305.NonceSizeX]byte

@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,10 @@ import (
 // ErrWrongPassword is returned when no key file opens with the password.
 var ErrWrongPassword = errors.New("wrong password or no key found for it")
 
+// ErrBadKDF marks key derivation parameters this build refuses to run:
+// outside the bounds below, or not argon2id.
+var ErrBadKDF = errors.New("key derivation parameters out of bounds")
+
 // KDFParams are the argon2id parameters stored in each key file, so they can
 // be raised later without breaking old key files.
 type KDFParams struct {
@@ -23,6 +28,29 @@ type KDFParams struct {
 	Salt      []byte `json:"salt"`
 }
 
+// Bounds on the parameters a key file may ask for. A key file is plain
+// JSON that anyone with write access to the store can plant, and every
+// command derives a key for each key file it tries, so unbounded
+// parameters would let one object exhaust memory or time on every host.
+// The bounds sit well above the defaults (16 times the memory, about ten
+// times the work) so a stronger policy still fits, and low enough that the
+// worst key file costs 1 GiB and ten default unlocks once. Measured on a
+// loaded 2-core test machine: the defaults took 3 s, 4 GiB of memory
+// passes 37 s; hence the work bound of 2 GiB.
+const (
+	// MaxKDFMemoryKiB is 1 GiB.
+	MaxKDFMemoryKiB = 1 << 20
+	// MaxKDFTime bounds the passes; MaxKDFWorkKiB bounds passes times
+	// memory (2 GiB of memory passes against the default's 192 MiB).
+	MaxKDFTime    = 64
+	MaxKDFWorkKiB = 2 << 20
+	// MaxKDFThreads bounds argon2 lanes; each lane is a goroutine.
+	MaxKDFThreads = 64
+	// MinSaltLen and MaxSaltLen bound the salt; writers use 32 bytes.
+	MinSaltLen = 16
+	MaxSaltLen = 64
+)
+
 // DefaultKDF costs about a quarter of a second and 64 MiB on this class of
 // machine: slow enough to make guessing expensive, quick enough that every
 // command can afford it once.
@@ -30,6 +58,26 @@ var DefaultKDF = KDFParams{Algorithm: "argon2id", Time: 3, MemoryKiB: 64 << 10, 
 
 // TestKDF is cheap, for tests only.
 var TestKDF = KDFParams{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
+
+// Check reports whether a key file's parameters are within the bounds
+// this build runs.
+func (p KDFParams) Check() error {
+	switch {
+	case p.Algorithm != "argon2id":
+		return fmt.Errorf("%w: unsupported algorithm %q", ErrBadKDF, p.Algorithm)
+	case p.Time == 0 || p.Time > MaxKDFTime:
+		return fmt.Errorf("%w: time %d (allowed 1..%d)", ErrBadKDF, p.Time, MaxKDFTime)
+	case p.Threads == 0 || p.Threads > MaxKDFThreads:
+		return fmt.Errorf("%w: threads %d (allowed 1..%d)", ErrBadKDF, p.Threads, MaxKDFThreads)
+	case p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > MaxKDFMemoryKiB:
+		return fmt.Errorf("%w: memory %d KiB (allowed %d..%d)", ErrBadKDF, p.MemoryKiB, 8*uint32(p.Threads), MaxKDFMemoryKiB)
+	case uint64(p.Time)*uint64(p.MemoryKiB) > MaxKDFWorkKiB:
+		return fmt.Errorf("%w: time x memory %d KiB (allowed up to %d)", ErrBadKDF, uint64(p.Time)*uint64(p.MemoryKiB), MaxKDFWorkKiB)
+	case len(p.Salt) < MinSaltLen || len(p.Salt) > MaxSaltLen:
+		return fmt.Errorf("%w: salt of %d bytes (allowed %d..%d)", ErrBadKDF, len(p.Salt), MinSaltLen, MaxSaltLen)
+	}
+	return nil
+}
 
 // KeyFile is the JSON document stored under keys/<id>: the master key
 // sealed with a key derived from a password.
@@ -44,26 +92,50 @@ type KeyFile struct {
 // keyAD binds a sealed master key to its purpose.
 var keyAD = []byte("dedup.key.v1")
 
-func deriveKey(password []byte, p KDFParams) (*MasterKey, error) {
-	if p.Algorithm != "argon2id" {
-		return nil, fmt.Errorf("unsupported key derivation %q", p.Algorithm)
+// sealedKeyMax bounds the sealed master key: its JSON is under 300 bytes.
+const sealedKeyMax = 4 << 10
+
+// deriveKey runs argon2id, which cannot be interrupted, on its own
+// goroutine so that a cancelled ctx returns at once; the abandoned
+// derivation finishes in the background within the bounds above.
+func deriveKey(ctx context.Context, password []byte, p KDFParams) (*MasterKey, error) {
+	if err := p.Check(); err != nil {
+		return nil, err
 	}
-	if p.Time == 0 || p.MemoryKiB == 0 || p.Threads == 0 || len(p.Salt) < 16 {
-		return nil, fmt.Errorf("invalid key derivation parameters")
+	dk, err := cancellable(ctx, func() []byte {
+		return argon2.IDKey(password, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32)
+	})
+	if err != nil {
+		return nil, err
 	}
-	dk := argon2.IDKey(password, p.Salt, p.Time, p.MemoryKiB, p.Threads, 32)
 	k := &MasterKey{}
 	copy(k.Encrypt[:], dk)
 	return k, k.init()
 }
 
+// cancellable runs fn and returns its result, or ctx's error as soon as
+// ctx ends, leaving fn to finish unobserved.
+func cancellable(ctx context.Context, fn func() []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	done := make(chan []byte, 1)
+	go func() { done <- fn() }()
+	select {
+	case out := <-done:
+		return out, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // SealKey seals mk under password with fresh salt and the given parameters.
-func SealKey(mk *MasterKey, password []byte, p KDFParams, host, user string) (*KeyFile, error) {
+func SealKey(ctx context.Context, mk *MasterKey, password []byte, p KDFParams, host, user string) (*KeyFile, error) {
 	p.Salt = make([]byte, 32)
 	if _, err := rand.Read(p.Salt); err != nil {
 		return nil, err
 	}
-	wrap, err := deriveKey(password, p)
+	wrap, err := deriveKey(ctx, password, p)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +152,14 @@ func SealKey(mk *MasterKey, password []byte, p KDFParams, host, user string) (*K
 	}, nil
 }
 
-// OpenKey unseals the master key from kf with password.
-func OpenKey(kf *KeyFile, password []byte) (*MasterKey, error) {
-	wrap, err := deriveKey(password, kf.KDF)
+// OpenKey unseals the master key from kf with password. Parameters out of
+// bounds give ErrBadKDF without deriving anything; only an authentication
+// failure gives ErrWrongPassword.
+func OpenKey(ctx context.Context, kf *KeyFile, password []byte) (*MasterKey, error) {
+	if len(kf.Data) < Overhead || len(kf.Data) > sealedKeyMax {
+		return nil, fmt.Errorf("sealed master key of %d bytes (want %d..%d)", len(kf.Data), Overhead, sealedKeyMax)
+	}
+	wrap, err := deriveKey(ctx, password, kf.KDF)
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,31 @@ type Store interface {
 
 	// Close releases resources (connections, file handles).
 	Close() error
+
+	// Capabilities says what the backend promises beyond this contract and
+	// how it is best driven. Wrappers pass on their backend's answer,
+	// adjusted for what they change.
+	Capabilities() Capabilities
+}
+
+// Capabilities describe a backend to the layers above, so they decide by
+// what a store can do rather than by what kind of URL named it.
+type Capabilities struct {
+	// AtomicCreate: Put's "name is free" check and the write are one
+	// atomic step (link(2), a lock, S3 If-None-Match), so of two Puts
+	// racing on one name exactly one succeeds. Without it both may
+	// succeed, the later replacing the earlier: harmless for objects named
+	// by the hash of their content, fatal for fixed names such as
+	// "config". A backend that learns only at run time that the server
+	// ignores conditions reports false from then on.
+	AtomicCreate bool
+	// Connections is how many requests the backend serves well at once;
+	// 0 means no preference (the caller sizes by CPUs).
+	Connections int
+	// Remote means every request pays a network round trip (tens of
+	// milliseconds), so callers keep more requests in flight and batch
+	// small reads.
+	Remote bool
 }
 
 // ReadAll reads a whole object into memory.

@@ -66,6 +66,9 @@ func (s *Store) path(name string) (string, error) {
 	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
 }
 
+// Capabilities implements store.Store: link(2) makes create-only atomic.
+func (s *Store) Capabilities() store.Capabilities { return store.Capabilities{AtomicCreate: true} }
+
 // Put implements store.Store.
 func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	if err := ctx.Err(); err != nil {

@@ -31,6 +31,9 @@ func New() *Store { return &Store{objects: make(map[string]object)} }
 // Location implements store.Store.
 func (s *Store) Location() string { return "mem:" }
 
+// Capabilities implements store.Store: a mutex makes create-only atomic.
+func (s *Store) Capabilities() store.Capabilities { return store.Capabilities{AtomicCreate: true} }
+
 // Put implements store.Store.
 func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	if err := ctx.Err(); err != nil {

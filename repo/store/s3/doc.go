@@ -16,6 +16,9 @@
 //     name both see "absent" and both write. That is harmless here: object
 //     names are content hashes, so both writers store identical bytes.
 //     A server that silently ignores If-None-Match behaves the same way.
+//     The one fixed name, "config", is another matter: Capabilities then
+//     reports AtomicCreate false and repo.Init refuses to create a
+//     repository.
 //   - Get sends a Range header; a range that starts at or past the end (416)
 //     reads as empty, as the contract asks.
 //   - Delete sends a HEAD first, because S3 deletes of a missing key succeed

@@ -80,6 +80,7 @@ type Store struct {
 	kmsKeyID     *string
 	partSize     int64
 	partWorkers  int
+	conns        int
 	log          *slog.Logger
 
 	// noConditional is set by the option or on the first 501 answer to a
@@ -230,6 +231,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// A single large Put may use a quarter of the connections, so
 		// one big upload does not starve the rest of the pipeline.
 		partWorkers: max(1, conns/4),
+		conns:       conns,
 		log:         log,
 	}
 	if opts.SSEKMSKeyID != "" {
@@ -237,6 +239,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.noConditional.Store(opts.NoConditionalWrites)
 	return s, nil
+}
+
+// Capabilities implements store.Store. Create-only is atomic while the
+// server honours If-None-Match; after a 501, or with
+// Options.NoConditionalWrites, it is HEAD-then-PUT and is not.
+func (s *Store) Capabilities() store.Capabilities {
+	return store.Capabilities{AtomicCreate: !s.noConditional.Load(), Connections: s.conns, Remote: true}
 }
 
 // Location implements store.Store.

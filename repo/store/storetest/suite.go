@@ -78,6 +78,7 @@ func RunOptions(t *testing.T, opts Options, newStore func(t *testing.T) store.St
 		{"ConcurrentDistinct", testConcurrentDistinct},
 		{"ConcurrentIdentical", testConcurrentIdentical},
 		{"Cancelled", testCancelled},
+		{"Capabilities", testCapabilities},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,5 +129,20 @@ func checkBytes(t *testing.T, what string, got, want []byte) {
 	t.Helper()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s: got %d bytes, want %d bytes (contents differ: %v)", what, len(got), len(want), len(got) == len(want))
+	}
+}
+
+// testCapabilities checks that the store declares what the suite was told
+// of it: a store that may let two racing creates both win must not claim
+// atomic creates, since Init relies on that claim for "config".
+func testCapabilities(t *testing.T, opts Options, s store.Store) {
+	// A backend may learn from its first write what the server supports.
+	mustPut(t, s, "caps", []byte("x"))
+	c := s.Capabilities()
+	if c.AtomicCreate == opts.RacyCreate {
+		t.Errorf("Capabilities().AtomicCreate = %v, but the suite runs with RacyCreate = %v", c.AtomicCreate, opts.RacyCreate)
+	}
+	if c.Connections < 0 {
+		t.Errorf("Capabilities().Connections = %d", c.Connections)
 	}
 }

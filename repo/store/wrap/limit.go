@@ -26,6 +26,15 @@ func Limit(s store.Store, n int) store.Store {
 	return &limitStore{Store: s, slots: make(chan struct{}, max(n, 1))}
 }
 
+// Capabilities reports at most the limit as the useful connection count.
+func (l *limitStore) Capabilities() store.Capabilities {
+	c := l.Store.Capabilities()
+	if c.Connections == 0 || c.Connections > cap(l.slots) {
+		c.Connections = cap(l.slots)
+	}
+	return c
+}
+
 func (l *limitStore) acquire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
