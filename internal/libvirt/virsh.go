@@ -10,8 +10,12 @@ import (
 )
 
 // ErrUnavailable means libvirt cannot be used on this host: virsh is not
-// installed or cannot reach the hypervisor.
+// installed.
 var ErrUnavailable = errors.New("libvirt is not available on this host")
+
+// ErrConnect means virsh is installed but could not connect to the
+// hypervisor at the configured URI; the error carries libvirt's reason.
+var ErrConnect = errors.New("cannot connect to libvirt")
 
 // ErrNoDomain means the named domain is not defined.
 var ErrNoDomain = errors.New("no such libvirt domain")
@@ -29,6 +33,13 @@ func (v *Virsh) Available() error {
 		return fmt.Errorf("%w: %s not found in PATH (install the libvirt client, or back up the disk images with --image)", ErrUnavailable, v.bin())
 	}
 	return nil
+}
+
+func (v *Virsh) uriName() string {
+	if v.URI != "" {
+		return v.URI
+	}
+	return "default"
 }
 
 func (v *Virsh) bin() string {
@@ -63,7 +74,13 @@ func (v *Virsh) run(ctx context.Context, args ...string) ([]byte, error) {
 	msg = strings.ReplaceAll(msg, "\nerror: ", "; ")
 	switch {
 	case strings.Contains(msg, "failed to connect to the hypervisor"):
-		return nil, fmt.Errorf("%w: virsh %s: %s", ErrUnavailable, args[0], msg)
+		// The line after this generic one is libvirt's reason: a wrong URI,
+		// a daemon that is not running, a host that does not resolve.
+		reason := strings.TrimPrefix(strings.TrimPrefix(msg, "failed to connect to the hypervisor"), "; ")
+		if reason == "" {
+			reason = msg
+		}
+		return nil, fmt.Errorf("%w (URI %s): %s", ErrConnect, v.uriName(), reason)
 	case strings.Contains(msg, "Domain not found") || strings.Contains(msg, "failed to get domain"):
 		return nil, fmt.Errorf("%w: virsh %s: %s", ErrNoDomain, args[0], msg)
 	case msg != "":
@@ -90,6 +107,19 @@ func (v *Virsh) State(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// UUID returns a domain's UUID, which names it across connection URIs.
+func (v *Virsh) UUID(ctx context.Context, name string) (string, error) {
+	out, err := v.run(ctx, "domuuid", name)
+	if err != nil {
+		return "", err
+	}
+	uuid := strings.TrimSpace(string(out))
+	if uuid == "" {
+		return "", fmt.Errorf("virsh domuuid %s: empty answer", name)
+	}
+	return uuid, nil
 }
 
 // AgentResponds reports whether the domain's QEMU guest agent answers a
