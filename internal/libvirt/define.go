@@ -24,6 +24,10 @@ type Rewrite struct {
 	// restored domain can be defined next to the original; libvirt
 	// assigns new ones.
 	Beside bool
+	// NVRAM is the restored UEFI variable store. Empty with Beside drops
+	// the stored path, so libvirt gives the copy a fresh store from the
+	// firmware's template rather than sharing the original's.
+	NVRAM string
 }
 
 // edit replaces in[start:end] with text.
@@ -78,6 +82,10 @@ func RewriteDefinition(def []byte, rw Rewrite) ([]byte, error) {
 			switch {
 			case path == "domain/uuid" && rw.Beside:
 				edits = append(edits, skipElement(dec, start, &stack)...)
+			case path == "domain/os/nvram/source" && (rw.NVRAM != "" || rw.Beside):
+				if attr(t.Attr, "file") != "" {
+					edits = append(edits, nvramSourceEdit(start, end, t.Attr, strings.HasSuffix(raw, "/>"), rw.NVRAM))
+				}
 			case path == "domain/devices/interface/mac" && rw.Beside:
 				edits = append(edits, skipElement(dec, start, &stack)...)
 			case path == "domain/devices/disk":
@@ -109,6 +117,11 @@ func RewriteDefinition(def []byte, rw Rewrite) ([]byte, error) {
 				stack = stack[:len(stack)-1]
 			}
 		case xml.CharData:
+			if strings.Join(stack, "/") == "domain/os/nvram" && strings.TrimSpace(string(t)) != "" && (rw.NVRAM != "" || rw.Beside) {
+				var b strings.Builder
+				xml.EscapeText(&b, []byte(rw.NVRAM))
+				edits = append(edits, edit{start: start, end: end, text: b.String()})
+			}
 			if len(stack) == 2 && stack[0] == "domain" && stack[1] == "name" && rw.Name != "" {
 				var b strings.Builder
 				xml.EscapeText(&b, []byte(rw.Name))
@@ -154,6 +167,16 @@ func skipElement(dec *xml.Decoder, start int64, stack *[]string) []edit {
 	}
 	*stack = (*stack)[:len(*stack)-1]
 	return []edit{{start: start, end: dec.InputOffset()}}
+}
+
+// nvramSourceEdit points <nvram><source file=.../></nvram> (the newer
+// form) at path, or drops the file attribute when path is empty.
+func nvramSourceEdit(start, end int64, as []xml.Attr, self bool, path string) edit {
+	as = removeAttr(as, "file")
+	if path != "" {
+		as = setAttr(as, "file", path)
+	}
+	return edit{start: start, end: end, text: startTag("source", as, self)}
 }
 
 func (p *pendingDisk) rewrite(rw Rewrite) ([]edit, error) {

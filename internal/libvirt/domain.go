@@ -23,6 +23,9 @@ type domainXML struct {
 		NVRAM struct {
 			Path     string `xml:",chardata"`
 			Template string `xml:"template,attr"`
+			Source   struct {
+				File string `xml:"file,attr"`
+			} `xml:"source"`
 		} `xml:"nvram"`
 	} `xml:"os"`
 	Devices struct {
@@ -107,6 +110,9 @@ func ParseNVRAM(def []byte) (string, error) {
 	d, err := parseDomain(def)
 	if err != nil {
 		return "", err
+	}
+	if d.OS.NVRAM.Source.File != "" {
+		return d.OS.NVRAM.Source.File, nil
 	}
 	return strings.TrimSpace(d.OS.NVRAM.Path), nil
 }
