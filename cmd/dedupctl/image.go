@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dedup-project/dedup/internal/imagebackup"
@@ -62,7 +63,12 @@ func (a *app) runImageBackup(ctx context.Context, f backupFlags) error {
 	if source == "" {
 		source = defaultSource(host, paths)
 	}
-	return a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindImage})
+	summary, err := a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindImage})
+	if err != nil {
+		return err
+	}
+	summary()
+	return nil
 }
 
 func (a *app) runDomainBackup(ctx context.Context, f backupFlags) error {
@@ -78,7 +84,10 @@ func (a *app) runDomainBackup(ctx context.Context, f backupFlags) error {
 		source = backupHost(f) + ":domain:" + f.domain
 	}
 	opts := libvirt.SnapshotOptions{Quiesce: f.quiesce, OverlayDir: f.overlayDir, Notify: a.domainEvent}
-	return v.WithStableDisks(ctx, f.domain, opts, func(ctx context.Context, d *libvirt.Domain) error {
+	// The summary comes last, after the overlays were merged back, and
+	// also when a merge failed: the snapshot itself was saved.
+	summary := func() {}
+	err := v.WithStableDisks(ctx, f.domain, opts, func(ctx context.Context, d *libvirt.Domain) error {
 		if d.Running {
 			a.info("domain %s is running: disks snapshotted (quiesced: %v), overlays merge back afterwards", d.Name, d.Quiesced)
 		}
@@ -101,8 +110,12 @@ func (a *app) runDomainBackup(ctx context.Context, f backupFlags) error {
 			}
 			files = append(files, imagebackup.File{Name: nvramName, Data: vars, Mode: 0o600})
 		}
-		return a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindDomain, Paths: paths, Files: files})
+		var err error
+		summary, err = a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindDomain, Paths: paths, Files: files})
+		return err
 	})
+	summary()
+	return err
 }
 
 // domainEvent reports a change to a domain's disk chains: a line on
@@ -129,20 +142,20 @@ func backupHost(f backupFlags) string {
 	return h
 }
 
-// imageBackup runs an image or domain backup and prints the summary line
-// a directory backup prints.
-func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in []imagebackup.Input, opts imagebackup.Options) error {
+// imageBackup runs an image or domain backup and returns what prints the
+// summary line a directory backup prints.
+func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in []imagebackup.Input, opts imagebackup.Options) (summary func(), err error) {
 	if f.level != repo.LevelFull && f.level != repo.LevelIncremental && f.level != repo.LevelDifferential {
-		return fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
+		return nil, fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
 	}
 	s, err := a.open(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
 	p, err := a.planBackup(ctx, s, source, f)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	level, parent, base, uploads := p.level, p.parent, p.base, p.uploads
 	prog := &imagebackup.Progress{}
@@ -154,8 +167,12 @@ func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in 
 	res, err := imagebackup.Run(ctx, s.repo, in, opts)
 	stop()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return func() { a.imageBackupSummary(level, source, res) }, nil
+}
+
+func (a *app) imageBackupSummary(level, source string, res *imagebackup.Result) {
 	sn := res.Snapshot
 	for _, st := range res.Images {
 		a.info("%s: %s %s of %s virtual: read %s (%s holes skipped, %s zero), %s unchanged, %s already stored, %s new",
@@ -165,14 +182,13 @@ func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in 
 	}
 	if a.jsonOut {
 		a.printJSON(backupSummary(sn))
-		return nil
+		return
 	}
 	sm := sn.Summary
 	fmt.Fprintf(a.stderr, "%s %s backup of %s: %d new, %d changed, %d unchanged images; read %s, stored %s new in %.1fs\n",
 		level, sn.Kind, source, sm.FilesNew, sm.FilesChanged, sm.FilesUnchanged,
 		humanBytes(sm.BytesRead), humanBytes(sm.BytesStored), sm.DurationS)
 	fmt.Fprintln(a.stdout, sn.ID.String())
-	return nil
 }
 
 // imageRestoreFlags are the restore flags for image and domain snapshots.
@@ -442,4 +458,41 @@ func writeFileOnce(path string, data []byte, force bool) error {
 		return err
 	}
 	return nil
+}
+
+// domainSnapshotName lets `latest:NAME` name a domain: domain backups are
+// recorded under the source HOST:domain:NAME, and operators type the
+// domain's name. A source really named NAME wins; the rewrite happens
+// only when exactly one domain source matches, and several hosts with a
+// domain of that name are an error that lists them. Other names pass
+// unchanged.
+func domainSnapshotName(sns []*repo.Snapshot, name string) (string, error) {
+	rest, ok := strings.CutPrefix(name, "latest:")
+	if !ok || rest == "" {
+		return name, nil
+	}
+	// A generation suffix (latest:SOURCE~N) stays with the source.
+	source, gen := rest, ""
+	if i := strings.LastIndexByte(rest, '~'); i > 0 {
+		source, gen = rest[:i], rest[i:]
+	}
+	var matches []string
+	seen := map[string]bool{}
+	for _, sn := range sns {
+		if sn.Source == source || sn.Source == rest {
+			return name, nil
+		}
+		if strings.HasSuffix(sn.Source, ":domain:"+source) && !seen[sn.Source] {
+			seen[sn.Source] = true
+			matches = append(matches, sn.Source)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return name, nil
+	case 1:
+		return "latest:" + matches[0] + gen, nil
+	}
+	sort.Strings(matches)
+	return "", fmt.Errorf("%q matches the domain backups of several hosts: name one of latest:%s", name, strings.Join(matches, ", latest:"))
 }

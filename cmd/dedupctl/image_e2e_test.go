@@ -215,7 +215,8 @@ func TestDomainBackupAndRestore(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "already defined") {
 		t.Fatalf("restore over the original: %d %s", r.code, r.stderr)
 	}
-	r = e.run(v.Env(), "restore", b.ID, "--domain", "--rename", "web-copy", "--disk-dir", diskDir)
+	// The domain's name is enough: the source is HOST:domain:web.
+	r = e.run(v.Env(), "restore", "latest:web", "--domain", "--rename", "web-copy", "--disk-dir", diskDir)
 	if r.code != 0 {
 		t.Fatalf("domain restore: %d\n%s", r.code, r.stderr)
 	}
