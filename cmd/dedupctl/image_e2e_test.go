@@ -263,3 +263,21 @@ func TestProfileLibvirtHost(t *testing.T) {
 	}
 	e.fails(1, "unknown profile", "backup", "--profile", "nope")
 }
+
+// diff of two image snapshots counts the guest disk's changed bytes.
+func TestImageDiffChangedBytes(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init")
+	img := filepath.Join(e.dir, "disk.raw")
+	data := noise(8<<20, 7)
+	writeFile(t, img, data)
+	first := strings.TrimSpace(e.ok("backup", "--image", img).stdout)
+	copy(data[3<<20:], noise(1<<20, 8))
+	writeFile(t, img, data)
+	second := strings.TrimSpace(e.ok("backup", "--image", img).stdout)
+	r := e.ok("diff", first, second)
+	if !strings.Contains(r.stdout, "M /disk.raw (content+metadata, 8.0 MiB -> 8.0 MiB, 1.0 MiB changed)") ||
+		!strings.Contains(r.stdout, "8.0 MiB, 1.0 MiB changed)\n") {
+		t.Fatalf("diff:\n%s", r.stdout)
+	}
+}
