@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/libvirt/virshtest"
@@ -279,5 +280,33 @@ func TestImageDiffChangedBytes(t *testing.T) {
 	if !strings.Contains(r.stdout, "M /disk.raw (content+metadata, 8.0 MiB -> 8.0 MiB, 1.0 MiB changed)") ||
 		!strings.Contains(r.stdout, "8.0 MiB, 1.0 MiB changed)\n") {
 		t.Fatalf("diff:\n%s", r.stdout)
+	}
+}
+
+// A FIFO given as an image is refused at once instead of hanging, and a
+// .qcow2 file whose header is damaged is not stored as raw bytes unless
+// --format raw asks for exactly that.
+func TestImageKindAndFormatChecked(t *testing.T) {
+	needQemu(t)
+	e := newEnv(t)
+	e.ok("init")
+	fifo := filepath.Join(e.dir, "disk.raw")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.fails(1, "not a regular file or block device", "backup", "--image", fifo)
+
+	img := filepath.Join(e.dir, "damaged.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "64M")
+	b := mustRead(t, img)
+	copy(b, "XXXX")
+	writeFile(t, img, b)
+	e.fails(1, "--format raw", "backup", "--image", img)
+	e.fails(1, "unknown image format", "backup", "--image", img, "--format", "vmdk")
+	r := e.ok("backup", "--json", "--image", img, "--format", "raw")
+	var got imageBackupJSON
+	lastJSON(t, r.stdout, &got)
+	if got.BytesLogical != int64(len(b)) {
+		t.Fatalf("raw backup of the damaged file: %+v", got)
 	}
 }

@@ -298,3 +298,34 @@ func TestLibvirtUEFI(t *testing.T) {
 		t.Fatal("the original's variable store changed")
 	}
 }
+
+// A disk path holding a comma survives virsh's --diskspec syntax, and a
+// wrong connection URI is reported with libvirt's reason.
+func TestLibvirtCommaPathAndBadURI(t *testing.T) {
+	libvirttest.Start(t)
+	dir := filepath.Join(libvirttest.Dir(t), "vms,2024")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(dir, "disk.qcow2")
+	libvirttest.Tool(t, "qemu-img", "create", "-q", "-f", "qcow2", disk, "64M")
+	dom := libvirttest.NewDomain(t, libvirttest.Options{Disk: disk})
+	e := newEnv(t)
+	e.ok("init")
+	r := e.run(libvirtEnv, "backup", "--domain", dom.Name)
+	if r.code != 0 {
+		t.Fatalf("backup: %d\n%s", r.code, r.stderr)
+	}
+	if got := dom.Source(t, "vda", true); got != disk {
+		t.Fatalf("after the backup vda runs on %s", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.dedup-*")); len(left) != 0 {
+		t.Fatalf("overlays left: %v", left)
+	}
+
+	r = e.run(nil, "backup", "--domain", dom.Name, "--libvirt-uri", "qemu:///sesion")
+	if r.code != 1 || !strings.Contains(r.stderr, "qemu:///sesion") || !strings.Contains(r.stderr, "unexpected qemu URI path") ||
+		strings.Contains(r.stderr, "not available") {
+		t.Fatalf("bad URI: %d\n%s", r.code, r.stderr)
+	}
+}
