@@ -187,8 +187,9 @@ func snapshotID(t *testing.T, e *env) string {
 
 // A backup killed while the domain runs on its overlay leaves the domain
 // there; the next run merges that overlay into the right image, removes
-// it, says so, and backs up as usual.
-func TestLibvirtKilledBackupRecovered(t *testing.T) {
+// it, says so, and backs up as usual. With shutOff the domain is shut
+// down in between, so the merge happens offline.
+func testKilledBackupRecovered(t *testing.T, shutOff bool) {
 	dom, _, base, disk := chainDomain(t)
 	e := newEnv(t)
 	e.ok("init")
@@ -209,6 +210,9 @@ func TestLibvirtKilledBackupRecovered(t *testing.T) {
 		t.Fatalf("after the kill vda runs on %s", overlay)
 	}
 	dom.GuestWrite(t, 0x5a, 2<<20, 64<<10)
+	if shutOff {
+		libvirttest.Virsh(t, "destroy", dom.Name)
+	}
 
 	r := e.run(libvirtEnv, "backup", "--json", "--domain", dom.Name)
 	if r.code != 0 {
@@ -221,7 +225,17 @@ func TestLibvirtKilledBackupRecovered(t *testing.T) {
 		t.Fatalf("no recovered event:\n%s", r.stdout)
 	}
 	checkMerged(t, dom, base, disk, overlay, baseSum)
+	if shutOff {
+		libvirttest.Virsh(t, "start", dom.Name)
+		if got := dom.Source(t, "vda", true); got != disk {
+			t.Fatalf("restarted on %s", got)
+		}
+	}
 }
+
+func TestLibvirtKilledBackupRecovered(t *testing.T) { testKilledBackupRecovered(t, false) }
+
+func TestLibvirtKilledBackupShutOffRecovered(t *testing.T) { testKilledBackupRecovered(t, true) }
 
 // A second backup of a domain while one runs is refused at once and
 // leaves the first one's overlay alone.

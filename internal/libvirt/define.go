@@ -14,6 +14,7 @@ import (
 type NewDisk struct {
 	Path   string
 	Format string // "raw" or "qcow2"
+	Block  bool   // a block device (type='block', source dev=); else a file
 }
 
 // Rewrite options for a restored definition.
@@ -28,6 +29,8 @@ type Rewrite struct {
 	// the stored path, so libvirt gives the copy a fresh store from the
 	// firmware's template rather than sharing the original's.
 	NVRAM string
+	// Partial leaves disks that Disks does not name as they are.
+	Partial bool
 }
 
 // edit replaces in[start:end] with text.
@@ -105,12 +108,14 @@ func RewriteDefinition(def []byte, rw Rewrite) ([]byte, error) {
 		case xml.EndElement:
 			path := strings.Join(stack, "/")
 			if path == "domain/devices/disk" && disk != nil {
-				es, err := disk.rewrite(rw)
-				if err != nil {
-					return nil, err
+				if _, listed := rw.Disks[disk.dev]; listed || !rw.Partial {
+					es, err := disk.rewrite(rw)
+					if err != nil {
+						return nil, err
+					}
+					edits = append(edits, es...)
+					done[disk.dev] = true
 				}
-				edits = append(edits, es...)
-				done[disk.dev] = true
 				disk = nil
 			}
 			if len(stack) > 0 {
@@ -188,9 +193,13 @@ func (p *pendingDisk) rewrite(rw Rewrite) ([]edit, error) {
 		return nil, fmt.Errorf("disk %s has no source element", p.dev)
 	}
 	edits := append([]edit(nil), p.drop...)
+	typ, attrName, other := "file", "file", "dev"
+	if nd.Block {
+		typ, attrName, other = "block", "dev", "file"
+	}
 	edits = append(edits, edit{start: p.startTag.start, end: p.startTag.end,
-		text: startTag(p.startName, setAttr(p.startAttrs, "type", "file"), false)})
-	src := setAttr(removeAttr(p.sourceAttrs, "dev"), "file", nd.Path)
+		text: startTag(p.startName, setAttr(p.startAttrs, "type", typ), false)})
+	src := setAttr(removeAttr(p.sourceAttrs, other), attrName, nd.Path)
 	edits = append(edits, edit{start: p.source.start, end: p.source.end, text: startTag("source", src, p.sourceSelfClosed)})
 	if p.driver != nil && nd.Format != "" {
 		edits = append(edits, edit{start: p.driver.start, end: p.driver.end,

@@ -7,7 +7,8 @@
 //     per domain at a time, released by the kernel if the process dies.
 //  2. Overlays of ours (NAME-DEV.dedup-TIME-RANDOM.qcow2) still on top of
 //     a disk, left by a killed run, are merged with blockcommit --active
-//     --pivot --shallow and removed.
+//     --pivot --shallow and removed; on a shut-off domain with qemu-img
+//     commit, and the definition is pointed back at the image below.
 //  3. virsh domstate and dumpxml --inactive: the state and the persistent
 //     definition that a restore defines again; dumpxml of the running
 //     definition names the disks actually in use.

@@ -218,7 +218,7 @@ func TestShutOffDomainNeedsNoSnapshot(t *testing.T) {
 	if err != nil || got.Running {
 		t.Fatalf("err %v domain %+v", err, got)
 	}
-	if calls := v.Calls(t); len(calls) != 3 {
+	if calls := v.Calls(t); len(calls) != 4 {
 		t.Fatalf("calls %v", calls)
 	}
 }

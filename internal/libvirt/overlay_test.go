@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/internal/libvirt/virshtest"
 )
 
@@ -130,17 +132,44 @@ func TestLeftoverOverlayMerged(t *testing.T) {
 	}
 }
 
-// A shut-off domain still defined on an overlay is not backed up as if
-// nothing happened: the error says how to finish the merge.
-func TestShutOffOnOverlayRefused(t *testing.T) {
+// A shut-off domain still defined on an overlay (the backup was killed,
+// then the domain shut down) would boot from it: the overlay is committed
+// into its own image with qemu-img, the disk is pointed back at that
+// image, and the overlay is removed.
+func TestShutOffOnOverlayMerged(t *testing.T) {
+	imagetest.RequireQemu(t)
 	dir := t.TempDir()
-	onOverlay := strings.Replace(string(xmlIn(dir)), dir+"/guest.qcow2", dir+"/guest-vda.dedup-1700000000-0123456789ab.qcow2", 1)
+	img := filepath.Join(dir, "guest.qcow2")
+	left := filepath.Join(dir, "guest-vda.dedup-1700000000-0123456789ab.qcow2")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "8M")
+	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", img, "-F", "qcow2", left)
+	imagetest.QemuIO(t, left, "write -P 0x5a 1M 64k")
+	onOverlay := strings.Replace(string(xmlIn(dir)), "<source file='"+img+"'/>", "<source file='"+left+"'/>", 1)
 	v := virshtest.Install(t, "guest", "shut off", []byte(onOverlay))
 	v.Setenv(t)
-	err := (&Virsh{}).WithStableDisks(context.Background(), "guest", SnapshotOptions{LockDir: t.TempDir()},
-		func(ctx context.Context, d *Domain) error { t.Error("backed up"); return nil })
-	if err == nil || !strings.Contains(err.Error(), "interrupted backup") || !strings.Contains(err.Error(), "qemu-img commit") {
-		t.Fatalf("error %v", err)
+	var events []Event
+	var disks []Disk
+	err := (&Virsh{}).WithStableDisks(context.Background(), "guest", SnapshotOptions{LockDir: t.TempDir(), Notify: func(e Event) { events = append(events, e) }},
+		func(ctx context.Context, d *Domain) error { disks = d.Disks; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disks[0].Source != img || disks[0].Format != "qcow2" {
+		t.Fatalf("backed up %+v", disks[0])
+	}
+	defined := string(v.Defined(t))
+	if !strings.Contains(defined, "<source file='"+img+"'/>") || strings.Contains(defined, "dedup-") || !strings.Contains(defined, "/dev/vg0/data") {
+		t.Fatalf("redefined as\n%s", defined)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("overlay not removed: %v", err)
+	}
+	out, err := exec.Command("qemu-io", "-r", "-c", "read -P 0x5a 1M 64k", img).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "verification failed") {
+		t.Fatalf("overlay's data not in the image: %v %s", err, out)
+	}
+	if len(events) != 1 || events[0].Kind != EventRecovered || events[0].Image != img {
+		t.Fatalf("events %+v", events)
 	}
 }
 

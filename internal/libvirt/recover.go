@@ -2,9 +2,13 @@ package libvirt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 )
 
 // recoverOverlays merges the overlays that interrupted runs left on top
@@ -49,15 +53,89 @@ func (v *Virsh) recoverOverlays(ctx context.Context, name string, opts SnapshotO
 	}
 }
 
-// checkShutOff refuses a shut-off domain whose disks still use an overlay
-// of ours: libvirt merges only on a running domain, and backing up the
-// overlay's chain now would hide that the domain boots from it.
-func checkShutOff(name string, disks []Disk) error {
-	for _, d := range disks {
-		if IsOverlay(d.Source) {
-			return fmt.Errorf("domain %s is shut off and disk %s still uses %s, an overlay left by an interrupted backup: start the domain and back it up again (the backup merges the overlay first), or merge it by hand with `qemu-img commit %s` and point the disk back at the image below it (`virsh edit %s`)",
-				name, d.Target, d.Source, d.Source, name)
+// recoverShutOff merges the overlays of ours that a shut-off domain's
+// persistent definition still names: it would boot from them. libvirt
+// merges only on a running domain, so the overlay is committed into its
+// own backing file with qemu-img (the domain is off, nothing else has the
+// images open), the disk is pointed back at that file with virsh define,
+// and the overlay is removed.
+func (v *Virsh) recoverShutOff(ctx context.Context, name string, opts SnapshotOptions) error {
+	for round := 0; ; round++ {
+		def, err := v.DumpXML(ctx, name, true)
+		if err != nil {
+			return err
+		}
+		_, disks, _, err := ParseDisks(def)
+		if err != nil {
+			return err
+		}
+		rw := Rewrite{Disks: map[string]NewDisk{}, Partial: true}
+		var found []Disk
+		for _, d := range disks {
+			if !IsOverlay(d.Source) {
+				continue
+			}
+			if round == maxLeftovers {
+				return fmt.Errorf("domain %s: disk %s still uses overlay %s after merging %d leftover overlays", name, d.Target, d.Source, maxLeftovers)
+			}
+			base, err := commitOffline(ctx, d.Source)
+			if err != nil {
+				return fmt.Errorf("domain %s is shut off and disk %s still uses %s, an overlay left by an interrupted backup; merging it failed: %w", name, d.Target, d.Source, err)
+			}
+			rw.Disks[d.Target] = base
+			found = append(found, d)
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		out, err := RewriteDefinition(def, rw)
+		if err != nil {
+			return err
+		}
+		if err := v.defineBytes(ctx, out); err != nil {
+			return fmt.Errorf("domain %s: overlays merged, but pointing its disks back at their images failed: %w", name, err)
+		}
+		for _, d := range found {
+			if err := os.Remove(d.Source); err != nil && !errors.Is(err, os.ErrNotExist) {
+				opts.Logger.Warn("merged overlay left behind", "path", d.Source, "err", err)
+			}
+			opts.Notify(Event{Kind: EventRecovered, Domain: name, Disk: d.Target, Overlay: d.Source, Image: rw.Disks[d.Target].Path})
 		}
 	}
-	return nil
+}
+
+// commitOffline commits an overlay into its own backing file, as its
+// header names it, and returns that file.
+func commitOffline(ctx context.Context, overlay string) (NewDisk, error) {
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", overlay).Output()
+	if err != nil {
+		return NewDisk{}, fmt.Errorf("qemu-img info %s: %w", overlay, cmdErr(err))
+	}
+	var info struct {
+		Format        string `json:"format"`
+		Backing       string `json:"full-backing-filename"`
+		BackingFormat string `json:"backing-filename-format"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return NewDisk{}, fmt.Errorf("qemu-img info %s: %w", overlay, err)
+	}
+	if info.Format != "qcow2" || !filepath.IsAbs(info.Backing) {
+		return NewDisk{}, fmt.Errorf("%s is not a qcow2 overlay on an image file (format %q, backing %q)", overlay, info.Format, info.Backing)
+	}
+	if out, err := exec.CommandContext(ctx, "qemu-img", "commit", "-q", "-f", "qcow2", overlay).CombinedOutput(); err != nil {
+		return NewDisk{}, fmt.Errorf("qemu-img commit %s: %w: %s", overlay, err, strings.TrimSpace(string(out)))
+	}
+	nd := NewDisk{Path: info.Backing, Format: info.BackingFormat}
+	if st, err := os.Stat(info.Backing); err == nil && st.Mode()&os.ModeDevice != 0 {
+		nd.Block = true
+	}
+	return nd, nil
+}
+
+func cmdErr(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+	}
+	return err
 }

@@ -132,10 +132,12 @@ func (v *Virsh) WithStableDisks(ctx context.Context, name string, opts SnapshotO
 		return err
 	}
 	running := !inactive(state)
+	merge := v.recoverShutOff
 	if running {
-		if err := v.recoverOverlays(ctx, name, opts); err != nil {
-			return err
-		}
+		merge = v.recoverOverlays
+	}
+	if err := merge(ctx, name, opts); err != nil {
+		return err
 	}
 	def, err := v.DumpXML(ctx, name, true)
 	if err != nil {
@@ -160,9 +162,6 @@ func (v *Virsh) WithStableDisks(ctx context.Context, name string, opts SnapshotO
 		return fmt.Errorf("domain %s has no file or block disks to back up", name)
 	}
 	if !d.Running {
-		if err := checkShutOff(name, d.Disks); err != nil {
-			return err
-		}
 		return fn(ctx, d)
 	}
 	overlays, err := v.snapshot(ctx, d, opts)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -133,6 +134,23 @@ func (v *Virsh) AgentResponds(ctx context.Context, name string) bool {
 func (v *Virsh) Define(ctx context.Context, xmlPath string) error {
 	_, err := v.run(ctx, "define", xmlPath)
 	return err
+}
+
+// defineBytes defines a domain from XML held in memory.
+func (v *Virsh) defineBytes(ctx context.Context, def []byte) error {
+	f, err := os.CreateTemp("", "dedup-domain-*.xml")
+	if err != nil {
+		return fmt.Errorf("domain definition: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(def)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("domain definition: %w", err)
+	}
+	return v.Define(ctx, f.Name())
 }
 
 // Exists reports whether a domain of that name is defined.

@@ -16,7 +16,8 @@ import (
 // script answers the virsh commands dedup uses. Its behaviour comes from
 // the environment the test sets: VIRSH_DIR holds the log, the domain XML
 // and the state; files named fail-COMMAND make that command fail, and a
-// file after-commit.xml becomes the domain XML once blockcommit ran.
+// file after-commit.xml becomes the domain XML once blockcommit ran;
+// define of the same name replaces the domain XML.
 const script = `#!/bin/sh
 d="$VIRSH_DIR"
 if [ "$1" = "-c" ]; then shift 2; fi
@@ -52,6 +53,8 @@ blockcommit)
 	echo "Successfully pivoted" ;;
 define)
 	cp "$1" "$d/defined.xml"
+	# Redefining the domain itself replaces its definition.
+	if grep -q "<name>$(cat "$d/name")</name>" "$1"; then cp "$1" "$d/domain.xml"; fi
 	echo "Domain defined from $1" ;;
 *)
 	echo "error: unknown command $cmd" >&2; exit 1 ;;
