@@ -18,22 +18,9 @@ import (
 // is shallow, as after a normal run.
 func (v *Virsh) recoverOverlays(ctx context.Context, name string, opts SnapshotOptions) error {
 	for round := 0; ; round++ {
-		live, err := v.DumpXML(ctx, name, false)
-		if err != nil {
+		live, found, err := v.leftovers(ctx, name, false)
+		if err != nil || len(found) == 0 {
 			return err
-		}
-		_, disks, _, err := ParseDisks(live)
-		if err != nil {
-			return err
-		}
-		var found []Disk
-		for _, d := range disks {
-			if IsOverlay(d.Source) {
-				found = append(found, d)
-			}
-		}
-		if len(found) == 0 {
-			return nil
 		}
 		if round == maxLeftovers {
 			return fmt.Errorf("domain %s: disk %s still runs on overlay %s after merging %d leftover overlays; merge by hand with `virsh blockcommit %s %s --active --pivot --shallow`",
@@ -53,6 +40,26 @@ func (v *Virsh) recoverOverlays(ctx context.Context, name string, opts SnapshotO
 	}
 }
 
+// leftovers returns the domain's live or persistent definition and the
+// disks whose top image is one of our overlays.
+func (v *Virsh) leftovers(ctx context.Context, name string, inactive bool) ([]byte, []Disk, error) {
+	def, err := v.DumpXML(ctx, name, inactive)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, disks, _, err := ParseDisks(def)
+	if err != nil {
+		return nil, nil, err
+	}
+	var found []Disk
+	for _, d := range disks {
+		if IsOverlay(d.Source) {
+			found = append(found, d)
+		}
+	}
+	return def, found, nil
+}
+
 // recoverShutOff merges the overlays of ours that a shut-off domain's
 // persistent definition still names: it would boot from them. libvirt
 // merges only on a running domain, so the overlay is committed into its
@@ -61,32 +68,20 @@ func (v *Virsh) recoverOverlays(ctx context.Context, name string, opts SnapshotO
 // and the overlay is removed.
 func (v *Virsh) recoverShutOff(ctx context.Context, name string, opts SnapshotOptions) error {
 	for round := 0; ; round++ {
-		def, err := v.DumpXML(ctx, name, true)
-		if err != nil {
+		def, found, err := v.leftovers(ctx, name, true)
+		if err != nil || len(found) == 0 {
 			return err
 		}
-		_, disks, _, err := ParseDisks(def)
-		if err != nil {
-			return err
+		if round == maxLeftovers {
+			return fmt.Errorf("domain %s: disk %s still uses overlay %s after merging %d leftover overlays", name, found[0].Target, found[0].Source, maxLeftovers)
 		}
 		rw := Rewrite{Disks: map[string]NewDisk{}, Partial: true}
-		var found []Disk
-		for _, d := range disks {
-			if !IsOverlay(d.Source) {
-				continue
-			}
-			if round == maxLeftovers {
-				return fmt.Errorf("domain %s: disk %s still uses overlay %s after merging %d leftover overlays", name, d.Target, d.Source, maxLeftovers)
-			}
+		for _, d := range found {
 			base, err := commitOffline(ctx, d.Source)
 			if err != nil {
 				return fmt.Errorf("domain %s is shut off and disk %s still uses %s, an overlay left by an interrupted backup; merging it failed: %w", name, d.Target, d.Source, err)
 			}
 			rw.Disks[d.Target] = base
-			found = append(found, d)
-		}
-		if len(found) == 0 {
-			return nil
 		}
 		out, err := RewriteDefinition(def, rw)
 		if err != nil {
