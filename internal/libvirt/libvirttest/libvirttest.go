@@ -31,7 +31,10 @@ var tools = []string{"virsh", "libvirtd", "virtlogd", "virtlockd", "qemu-system-
 
 // Start makes sure libvirtd answers, starting the daemons if needed. It
 // skips the test when the tools are missing or the test is not root.
-func Start(t testing.TB) {
+//
+// Tests that call Start run in parallel with each other: each has its own
+// domains, and most of their time is spent waiting on QEMU and libvirtd.
+func Start(t *testing.T) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -41,6 +44,7 @@ func Start(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("real libvirt tests need root: they start libvirtd and define domains on qemu:///system")
 	}
+	t.Parallel()
 	if exec.Command("virsh", "-c", URI, "version").Run() == nil {
 		return
 	}
