@@ -29,6 +29,7 @@ type backupFlags struct {
 	overlayDir string
 	libvirtURI string
 	profile    string
+	format     string
 
 	sel selectFlags
 }
@@ -84,6 +85,7 @@ func (a *app) backupCommand() *cobra.Command {
 	fl.StringVar(&f.overlayDir, "overlay-dir", "", "domain backups: directory for the temporary snapshot overlays (default: beside each disk)")
 	fl.StringVar(&f.libvirtURI, "libvirt-uri", "", "libvirt connection URI (default: libvirt's default)")
 	fl.StringVar(&f.profile, "profile", "", "back up the paths of a host profile: libvirt-host")
+	fl.StringVar(&f.format, "format", "", "image backups: read every --image as raw or qcow2 (default: by content; a .qcow2 name must hold a qcow2 header)")
 	f.sel.register(fl)
 	return cmd
 }

@@ -33,6 +33,10 @@ func (a *app) runDiff(ctx context.Context, name1, name2 string) error {
 		return err
 	}
 	defer s.Close()
+	name2, err = domainSnapshotName(sns, name2)
+	if err != nil {
+		return err
+	}
 	sn2, err := repo.FindSnapshot(sns, name2)
 	if err != nil {
 		return err
@@ -45,7 +49,12 @@ func (a *app) runDiff(ctx context.Context, name1, name2 string) error {
 		var changed int64
 		if c.Kind == diff.Modified && c.Content {
 			var err error
-			if changed, err = diff.ChangedBytes(ctx, s.repo.Index(), c.Old, c.New); err != nil {
+			if c.New.Image != nil {
+				changed, err = diff.ImageChangedBytes(ctx, s.repo, c.Old, c.New)
+			} else {
+				changed, err = diff.ChangedBytes(ctx, s.repo.Index(), c.Old, c.New)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -75,8 +84,11 @@ func nodeType(n *repo.Node) string {
 }
 
 func nodeSize(n *repo.Node) int64 {
-	if n == nil || n.Meta.Type != fsmeta.File {
+	switch {
+	case n == nil || n.Meta.Type != fsmeta.File:
 		return 0
+	case n.Image != nil:
+		return n.Image.VirtualSize // the guest disk, as "changed" counts it
 	}
 	return n.Meta.Size
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dedup-project/dedup/internal/imagebackup"
@@ -15,9 +16,12 @@ import (
 	"github.com/dedup-project/dedup/repo"
 )
 
-// domainXMLName is the file holding a domain's definition in a domain
-// snapshot.
-const domainXMLName = "domain.xml"
+// Files beside the disk images in a domain snapshot: the definition, and
+// the UEFI variable store of domains that boot with UEFI.
+const (
+	domainXMLName = "domain.xml"
+	nvramName     = "nvram"
+)
 
 // expandProfile turns a named profile into the paths this host has,
 // noting the ones it lacks.
@@ -44,6 +48,12 @@ func (a *app) runImageBackup(ctx context.Context, f backupFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.format != "" && f.format != "raw" && f.format != "qcow2" {
+		return fmt.Errorf("unknown image format %q (want raw or qcow2)", f.format)
+	}
+	for i := range in {
+		in[i].Format = f.format
+	}
 	var paths []string
 	for _, i := range in {
 		paths = append(paths, i.Path)
@@ -53,10 +63,18 @@ func (a *app) runImageBackup(ctx context.Context, f backupFlags) error {
 	if source == "" {
 		source = defaultSource(host, paths)
 	}
-	return a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindImage})
+	summary, err := a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindImage})
+	if err != nil {
+		return err
+	}
+	summary()
+	return nil
 }
 
 func (a *app) runDomainBackup(ctx context.Context, f backupFlags) error {
+	if f.format != "" {
+		return errors.New("--format applies to --image backups; a domain's disks are read as their definition declares")
+	}
 	v := &libvirt.Virsh{URI: f.libvirtURI}
 	if err := v.Available(); err != nil {
 		return err
@@ -65,25 +83,55 @@ func (a *app) runDomainBackup(ctx context.Context, f backupFlags) error {
 	if source == "" {
 		source = backupHost(f) + ":domain:" + f.domain
 	}
-	return v.WithStableDisks(ctx, f.domain, libvirt.SnapshotOptions{Quiesce: f.quiesce, OverlayDir: f.overlayDir},
-		func(ctx context.Context, d *libvirt.Domain) error {
-			if d.Running {
-				a.info("domain %s is running: disks snapshotted (quiesced: %v), overlays merge back afterwards", d.Name, d.Quiesced)
+	opts := libvirt.SnapshotOptions{Quiesce: f.quiesce, OverlayDir: f.overlayDir, Notify: a.domainEvent}
+	// The summary comes last, after the overlays were merged back, and
+	// also when a merge failed: the snapshot itself was saved.
+	summary := func() {}
+	err := v.WithStableDisks(ctx, f.domain, opts, func(ctx context.Context, d *libvirt.Domain) error {
+		if d.Running {
+			a.info("domain %s is running: disks snapshotted (quiesced: %v), overlays merge back afterwards", d.Name, d.Quiesced)
+		}
+		for _, dev := range d.Skipped {
+			a.info("domain %s: %s is not a disk image (CD-ROM, floppy or empty), skipped", d.Name, dev)
+		}
+		var in []imagebackup.Input
+		var paths []string
+		for _, disk := range d.Disks {
+			// The driver type libvirt uses decides how the disk is read: a
+			// raw disk whose guest wrote a qcow2 header is still raw.
+			in = append(in, imagebackup.Input{Name: disk.Target, Path: disk.Source, Format: disk.Format})
+			paths = append(paths, disk.Source)
+		}
+		files := []imagebackup.File{{Name: domainXMLName, Data: d.XML, Mode: 0o600}}
+		if d.NVRAM != "" {
+			vars, err := os.ReadFile(d.NVRAM)
+			if err != nil {
+				return fmt.Errorf("domain %s: UEFI variable store: %w", d.Name, err)
 			}
-			for _, dev := range d.Skipped {
-				a.info("domain %s: %s is not a disk image (CD-ROM, floppy or empty), skipped", d.Name, dev)
-			}
-			var in []imagebackup.Input
-			var paths []string
-			for _, disk := range d.Disks {
-				in = append(in, imagebackup.Input{Name: disk.Target, Path: disk.Source})
-				paths = append(paths, disk.Source)
-			}
-			return a.imageBackup(ctx, f, source, in, imagebackup.Options{
-				Kind: imagebackup.KindDomain, Paths: paths,
-				Files: []imagebackup.File{{Name: domainXMLName, Data: d.XML, Mode: 0o600}},
-			})
-		})
+			files = append(files, imagebackup.File{Name: nvramName, Data: vars, Mode: 0o600})
+		}
+		var err error
+		summary, err = a.imageBackup(ctx, f, source, in, imagebackup.Options{Kind: imagebackup.KindDomain, Paths: paths, Files: files})
+		return err
+	})
+	summary()
+	return err
+}
+
+// domainEvent reports a change to a domain's disk chains: a line on
+// stderr for what an operator must know (a leftover overlay merged), and
+// a JSON event for every change with --json.
+func (a *app) domainEvent(e libvirt.Event) {
+	if e.Kind == libvirt.EventRecovered {
+		into := e.Image
+		if into == "" {
+			into = "the image below it"
+		}
+		a.info("domain %s: disk %s was still running on %s, left by an interrupted backup: merged into %s and removed", e.Domain, e.Disk, e.Overlay, into)
+	}
+	if a.jsonOut {
+		a.printJSON(map[string]any{"type": "domain", "event": e.Kind, "domain": e.Domain, "disk": e.Disk, "overlay": e.Overlay, "image": e.Image})
+	}
 }
 
 func backupHost(f backupFlags) string {
@@ -94,20 +142,20 @@ func backupHost(f backupFlags) string {
 	return h
 }
 
-// imageBackup runs an image or domain backup and prints the summary line
-// a directory backup prints.
-func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in []imagebackup.Input, opts imagebackup.Options) error {
+// imageBackup runs an image or domain backup and returns what prints the
+// summary line a directory backup prints.
+func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in []imagebackup.Input, opts imagebackup.Options) (summary func(), err error) {
 	if f.level != repo.LevelFull && f.level != repo.LevelIncremental && f.level != repo.LevelDifferential {
-		return fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
+		return nil, fmt.Errorf("unknown level %q (want full, incremental or differential)", f.level)
 	}
 	s, err := a.open(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
 	p, err := a.planBackup(ctx, s, source, f)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	level, parent, base, uploads := p.level, p.parent, p.base, p.uploads
 	prog := &imagebackup.Progress{}
@@ -119,8 +167,12 @@ func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in 
 	res, err := imagebackup.Run(ctx, s.repo, in, opts)
 	stop()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return func() { a.imageBackupSummary(level, source, res) }, nil
+}
+
+func (a *app) imageBackupSummary(level, source string, res *imagebackup.Result) {
 	sn := res.Snapshot
 	for _, st := range res.Images {
 		a.info("%s: %s %s of %s virtual: read %s (%s holes skipped, %s zero), %s unchanged, %s already stored, %s new",
@@ -130,14 +182,13 @@ func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in 
 	}
 	if a.jsonOut {
 		a.printJSON(backupSummary(sn))
-		return nil
+		return
 	}
 	sm := sn.Summary
 	fmt.Fprintf(a.stderr, "%s %s backup of %s: %d new, %d changed, %d unchanged images; read %s, stored %s new in %.1fs\n",
 		level, sn.Kind, source, sm.FilesNew, sm.FilesChanged, sm.FilesUnchanged,
 		humanBytes(sm.BytesRead), humanBytes(sm.BytesStored), sm.DurationS)
 	fmt.Fprintln(a.stdout, sn.ID.String())
-	return nil
 }
 
 // imageRestoreFlags are the restore flags for image and domain snapshots.
@@ -339,6 +390,9 @@ func (a *app) restoreDomain(ctx context.Context, s *session, v *libvirt.Virsh, s
 	if err != nil {
 		return err
 	}
+	if rw.NVRAM, err = a.restoreNVRAM(ctx, s, sn, def, dir, name, f.force); err != nil {
+		return err
+	}
 	out, err := libvirt.RewriteDefinition(def, rw)
 	if err != nil {
 		return err
@@ -353,4 +407,92 @@ func (a *app) restoreDomain(ctx context.Context, s *session, v *libvirt.Virsh, s
 	a.info("domain %s defined from snapshot %s (left shut off); disks in %s", name, sn.ID.Short(), dir)
 	a.imageRestoreSummary(sn, imagerestore.ModeFull, nil, dir, total)
 	return nil
+}
+
+// restoreNVRAM writes a UEFI domain's stored variable store into the disk
+// directory and returns its path, so the restored domain has its own. A
+// snapshot without one (made before stores were backed up) yields "": the
+// definition then drops the path and libvirt starts the domain with a
+// fresh store from the firmware's template.
+func (a *app) restoreNVRAM(ctx context.Context, s *session, sn *repo.Snapshot, def []byte, dir, name string, force bool) (string, error) {
+	orig, err := libvirt.ParseNVRAM(def)
+	if err != nil || orig == "" {
+		return "", err
+	}
+	t, err := s.repo.LoadTree(ctx, sn.Tree)
+	if err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+	}
+	if t.Find([]byte(nvramName)) == nil {
+		a.info("snapshot %s holds no UEFI variable store: the domain gets a fresh one from the firmware template", sn.ID.Short())
+		return "", nil
+	}
+	vars, err := imagerestore.ReadFile(ctx, s.repo, sn, nvramName)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name+"_VARS.fd")
+	if err := writeFileOnce(path, vars, force); err != nil {
+		return "", fmt.Errorf("UEFI variable store: %w", err)
+	}
+	return path, nil
+}
+
+// writeFileOnce writes a file that must not exist yet, unless force.
+func writeFileOnce(path string, data []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// domainSnapshotName lets `latest:NAME` name a domain: domain backups are
+// recorded under the source HOST:domain:NAME, and operators type the
+// domain's name. A source really named NAME wins; the rewrite happens
+// only when exactly one domain source matches, and several hosts with a
+// domain of that name are an error that lists them. Other names pass
+// unchanged.
+func domainSnapshotName(sns []*repo.Snapshot, name string) (string, error) {
+	rest, ok := strings.CutPrefix(name, "latest:")
+	if !ok || rest == "" {
+		return name, nil
+	}
+	// A generation suffix (latest:SOURCE~N) stays with the source.
+	source, gen := rest, ""
+	if i := strings.LastIndexByte(rest, '~'); i > 0 {
+		source, gen = rest[:i], rest[i:]
+	}
+	var matches []string
+	seen := map[string]bool{}
+	for _, sn := range sns {
+		if sn.Source == source || sn.Source == rest {
+			return name, nil
+		}
+		if strings.HasSuffix(sn.Source, ":domain:"+source) && !seen[sn.Source] {
+			seen[sn.Source] = true
+			matches = append(matches, sn.Source)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return name, nil
+	case 1:
+		return "latest:" + matches[0] + gen, nil
+	}
+	sort.Strings(matches)
+	return "", fmt.Errorf("%q matches the domain backups of several hosts: name one of latest:%s", name, strings.Join(matches, ", latest:"))
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/libvirt/virshtest"
@@ -215,7 +216,8 @@ func TestDomainBackupAndRestore(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "already defined") {
 		t.Fatalf("restore over the original: %d %s", r.code, r.stderr)
 	}
-	r = e.run(v.Env(), "restore", b.ID, "--domain", "--rename", "web-copy", "--disk-dir", diskDir)
+	// The domain's name is enough: the source is HOST:domain:web.
+	r = e.run(v.Env(), "restore", "latest:web", "--domain", "--rename", "web-copy", "--disk-dir", diskDir)
 	if r.code != 0 {
 		t.Fatalf("domain restore: %d\n%s", r.code, r.stderr)
 	}
@@ -261,4 +263,50 @@ func TestProfileLibvirtHost(t *testing.T) {
 		t.Fatalf("missing path not noted: %s", r.stderr)
 	}
 	e.fails(1, "unknown profile", "backup", "--profile", "nope")
+}
+
+// diff of two image snapshots counts the guest disk's changed bytes.
+func TestImageDiffChangedBytes(t *testing.T) {
+	e := newEnv(t)
+	e.ok("init")
+	img := filepath.Join(e.dir, "disk.raw")
+	data := noise(8<<20, 7)
+	writeFile(t, img, data)
+	first := strings.TrimSpace(e.ok("backup", "--image", img).stdout)
+	copy(data[3<<20:], noise(1<<20, 8))
+	writeFile(t, img, data)
+	second := strings.TrimSpace(e.ok("backup", "--image", img).stdout)
+	r := e.ok("diff", first, second)
+	if !strings.Contains(r.stdout, "M /disk.raw (content+metadata, 8.0 MiB -> 8.0 MiB, 1.0 MiB changed)") ||
+		!strings.Contains(r.stdout, "8.0 MiB, 1.0 MiB changed)\n") {
+		t.Fatalf("diff:\n%s", r.stdout)
+	}
+}
+
+// A FIFO given as an image is refused at once instead of hanging, and a
+// .qcow2 file whose header is damaged is not stored as raw bytes unless
+// --format raw asks for exactly that.
+func TestImageKindAndFormatChecked(t *testing.T) {
+	needQemu(t)
+	e := newEnv(t)
+	e.ok("init")
+	fifo := filepath.Join(e.dir, "disk.raw")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.fails(1, "not a regular file or block device", "backup", "--image", fifo)
+
+	img := filepath.Join(e.dir, "damaged.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "64M")
+	b := mustRead(t, img)
+	copy(b, "XXXX")
+	writeFile(t, img, b)
+	e.fails(1, "--format raw", "backup", "--image", img)
+	e.fails(1, "unknown image format", "backup", "--image", img, "--format", "vmdk")
+	r := e.ok("backup", "--json", "--image", img, "--format", "raw")
+	var got imageBackupJSON
+	lastJSON(t, r.stdout, &got)
+	if got.BytesLogical != int64(len(b)) {
+		t.Fatalf("raw backup of the damaged file: %+v", got)
+	}
 }

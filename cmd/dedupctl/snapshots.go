@@ -26,6 +26,9 @@ func (a *app) openSnapshot(ctx context.Context, name string) (*session, []*repo.
 	}
 	sns, _, err := s.repo.Snapshots(ctx)
 	if err == nil {
+		name, err = domainSnapshotName(sns, name)
+	}
+	if err == nil {
 		var sn *repo.Snapshot
 		if sn, err = repo.FindSnapshot(sns, name); err == nil {
 			return s, sns, sn, nil

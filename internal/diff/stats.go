@@ -56,9 +56,14 @@ func (s *Stats) Add(c Change, changed int64) {
 	}
 }
 
+// fileSize is a file's size; for a disk image, the guest-visible size
+// rather than that of the file holding it.
 func fileSize(n *repo.Node) int64 {
-	if n == nil || n.Meta.Type != fsmeta.File {
+	switch {
+	case n == nil || n.Meta.Type != fsmeta.File:
 		return 0
+	case n.Image != nil:
+		return n.Image.VirtualSize
 	}
 	return n.Meta.Size
 }

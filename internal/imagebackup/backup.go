@@ -29,6 +29,9 @@ const (
 type Input struct {
 	Name string // node name in the snapshot: the image's base name, or a disk's target device
 	Path string // image file or block device
+	// Format is how to read it: "" detects it by content (and refuses a
+	// file named .qcow2 without a qcow2 header), "raw" or "qcow2" insist.
+	Format string
 }
 
 // File is a small regular file stored beside the images, such as a
@@ -151,7 +154,7 @@ func Run(ctx context.Context, r *repo.Repository, inputs []Input, opts Options) 
 	}()
 	metas := make([]fsmeta.Meta, len(inputs))
 	for i, in := range inputs {
-		im, err := imagesource.Open(ctx, in.Path)
+		im, err := imagesource.OpenAs(ctx, in.Path, in.Format)
 		if err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 type NewDisk struct {
 	Path   string
 	Format string // "raw" or "qcow2"
+	Block  bool   // a block device (type='block', source dev=); else a file
 }
 
 // Rewrite options for a restored definition.
@@ -24,6 +25,12 @@ type Rewrite struct {
 	// restored domain can be defined next to the original; libvirt
 	// assigns new ones.
 	Beside bool
+	// NVRAM is the restored UEFI variable store. Empty with Beside drops
+	// the stored path, so libvirt gives the copy a fresh store from the
+	// firmware's template rather than sharing the original's.
+	NVRAM string
+	// Partial leaves disks that Disks does not name as they are.
+	Partial bool
 }
 
 // edit replaces in[start:end] with text.
@@ -78,6 +85,10 @@ func RewriteDefinition(def []byte, rw Rewrite) ([]byte, error) {
 			switch {
 			case path == "domain/uuid" && rw.Beside:
 				edits = append(edits, skipElement(dec, start, &stack)...)
+			case path == "domain/os/nvram/source" && (rw.NVRAM != "" || rw.Beside):
+				if attr(t.Attr, "file") != "" {
+					edits = append(edits, nvramSourceEdit(start, end, t.Attr, strings.HasSuffix(raw, "/>"), rw.NVRAM))
+				}
 			case path == "domain/devices/interface/mac" && rw.Beside:
 				edits = append(edits, skipElement(dec, start, &stack)...)
 			case path == "domain/devices/disk":
@@ -97,18 +108,25 @@ func RewriteDefinition(def []byte, rw Rewrite) ([]byte, error) {
 		case xml.EndElement:
 			path := strings.Join(stack, "/")
 			if path == "domain/devices/disk" && disk != nil {
-				es, err := disk.rewrite(rw)
-				if err != nil {
-					return nil, err
+				if _, listed := rw.Disks[disk.dev]; listed || !rw.Partial {
+					es, err := disk.rewrite(rw)
+					if err != nil {
+						return nil, err
+					}
+					edits = append(edits, es...)
+					done[disk.dev] = true
 				}
-				edits = append(edits, es...)
-				done[disk.dev] = true
 				disk = nil
 			}
 			if len(stack) > 0 {
 				stack = stack[:len(stack)-1]
 			}
 		case xml.CharData:
+			if strings.Join(stack, "/") == "domain/os/nvram" && strings.TrimSpace(string(t)) != "" && (rw.NVRAM != "" || rw.Beside) {
+				var b strings.Builder
+				xml.EscapeText(&b, []byte(rw.NVRAM))
+				edits = append(edits, edit{start: start, end: end, text: b.String()})
+			}
 			if len(stack) == 2 && stack[0] == "domain" && stack[1] == "name" && rw.Name != "" {
 				var b strings.Builder
 				xml.EscapeText(&b, []byte(rw.Name))
@@ -156,6 +174,16 @@ func skipElement(dec *xml.Decoder, start int64, stack *[]string) []edit {
 	return []edit{{start: start, end: dec.InputOffset()}}
 }
 
+// nvramSourceEdit points <nvram><source file=.../></nvram> (the newer
+// form) at path, or drops the file attribute when path is empty.
+func nvramSourceEdit(start, end int64, as []xml.Attr, self bool, path string) edit {
+	as = removeAttr(as, "file")
+	if path != "" {
+		as = setAttr(as, "file", path)
+	}
+	return edit{start: start, end: end, text: startTag("source", as, self)}
+}
+
 func (p *pendingDisk) rewrite(rw Rewrite) ([]edit, error) {
 	nd, ok := rw.Disks[p.dev]
 	if !ok {
@@ -165,9 +193,13 @@ func (p *pendingDisk) rewrite(rw Rewrite) ([]edit, error) {
 		return nil, fmt.Errorf("disk %s has no source element", p.dev)
 	}
 	edits := append([]edit(nil), p.drop...)
+	typ, attrName, other := "file", "file", "dev"
+	if nd.Block {
+		typ, attrName, other = "block", "dev", "file"
+	}
 	edits = append(edits, edit{start: p.startTag.start, end: p.startTag.end,
-		text: startTag(p.startName, setAttr(p.startAttrs, "type", "file"), false)})
-	src := setAttr(removeAttr(p.sourceAttrs, "dev"), "file", nd.Path)
+		text: startTag(p.startName, setAttr(p.startAttrs, "type", typ), false)})
+	src := setAttr(removeAttr(p.sourceAttrs, other), attrName, nd.Path)
 	edits = append(edits, edit{start: p.source.start, end: p.source.end, text: startTag("source", src, p.sourceSelfClosed)})
 	if p.driver != nil && nd.Format != "" {
 		edits = append(edits, edit{start: p.driver.start, end: p.driver.end,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"strings"
 )
 
 // Disk is one disk of a domain that is backed up as an image.
@@ -16,7 +17,17 @@ type Disk struct {
 
 // domainXML is the part of a libvirt domain definition read here.
 type domainXML struct {
-	Name    string `xml:"name"`
+	Name string `xml:"name"`
+	UUID string `xml:"uuid"`
+	OS   struct {
+		NVRAM struct {
+			Path     string `xml:",chardata"`
+			Template string `xml:"template,attr"`
+			Source   struct {
+				File string `xml:"file,attr"`
+			} `xml:"source"`
+		} `xml:"nvram"`
+	} `xml:"os"`
 	Devices struct {
 		Disks []struct {
 			Type   string `xml:"type,attr"`
@@ -32,6 +43,12 @@ type domainXML struct {
 			Target struct {
 				Dev string `xml:"dev,attr"`
 			} `xml:"target"`
+			BackingStore struct {
+				Source struct {
+					File string `xml:"file,attr"`
+					Dev  string `xml:"dev,attr"`
+				} `xml:"source"`
+			} `xml:"backingStore"`
 		} `xml:"disk"`
 	} `xml:"devices"`
 }
@@ -42,9 +59,9 @@ type domainXML struct {
 // be read as an image (a network or pool volume disk) is an error, so a
 // backup never leaves out a disk silently.
 func ParseDisks(def []byte) (name string, disks []Disk, skipped []string, err error) {
-	var d domainXML
-	if err := xml.NewDecoder(bytes.NewReader(def)).Decode(&d); err != nil {
-		return "", nil, nil, fmt.Errorf("parse domain XML: %w", err)
+	d, err := parseDomain(def)
+	if err != nil {
+		return "", nil, nil, err
 	}
 	if d.Name == "" {
 		return "", nil, nil, fmt.Errorf("parse domain XML: no domain name")
@@ -77,4 +94,43 @@ func ParseDisks(def []byte) (name string, disks []Disk, skipped []string, err er
 		disks = append(disks, Disk{Target: dev, Source: src, Format: x.Driver.Type, Type: x.Type})
 	}
 	return d.Name, disks, skipped, nil
+}
+
+func parseDomain(def []byte) (*domainXML, error) {
+	var d domainXML
+	if err := xml.NewDecoder(bytes.NewReader(def)).Decode(&d); err != nil {
+		return nil, fmt.Errorf("parse domain XML: %w", err)
+	}
+	return &d, nil
+}
+
+// ParseNVRAM returns the path of the domain's UEFI variable store, or ""
+// when it has none (BIOS firmware).
+func ParseNVRAM(def []byte) (string, error) {
+	d, err := parseDomain(def)
+	if err != nil {
+		return "", err
+	}
+	if d.OS.NVRAM.Source.File != "" {
+		return d.OS.NVRAM.Source.File, nil
+	}
+	return strings.TrimSpace(d.OS.NVRAM.Path), nil
+}
+
+// backingOf names the image below the top of disk dev's chain, for
+// reports; "" when the definition does not say.
+func backingOf(def []byte, dev string) string {
+	d, err := parseDomain(def)
+	if err != nil {
+		return ""
+	}
+	for _, x := range d.Devices.Disks {
+		if x.Target.Dev == dev {
+			if x.BackingStore.Source.File != "" {
+				return x.BackingStore.Source.File
+			}
+			return x.BackingStore.Source.Dev
+		}
+	}
+	return ""
 }

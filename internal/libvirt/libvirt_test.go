@@ -108,13 +108,17 @@ func TestRunningDomainSnapshotAndCommit(t *testing.T) {
 	}
 	calls := v.Calls(t)
 	want := []string{
+		"domuuid guest",
 		"domstate guest",
+		"dumpxml guest",
 		"dumpxml --inactive guest",
 		"dumpxml guest",
 		`qemu-agent-command guest --timeout 5 {"execute":"guest-ping"}`,
 		"snapshot-create-as --domain guest --name dedup-",
-		"blockcommit guest vda --active --pivot",
-		"blockcommit guest vdb --active --pivot",
+		// --shallow: into the disk's own image, not the deepest one of
+		// its chain (base.raw here, which may be a shared template).
+		"blockcommit guest vda --active --pivot --shallow",
+		"blockcommit guest vdb --active --pivot --shallow",
 	}
 	if len(calls) != len(want) {
 		t.Fatalf("calls:\n%s", strings.Join(calls, "\n"))
@@ -124,7 +128,7 @@ func TestRunningDomainSnapshotAndCommit(t *testing.T) {
 			t.Fatalf("call %d: %q, want %q", i, calls[i], want[i])
 		}
 	}
-	snap := calls[4]
+	snap := calls[6]
 	for _, part := range []string{"--disk-only", "--atomic", "--quiesce", "--diskspec vda,snapshot=external,file=" + dir + "/guest-vda.",
 		"--diskspec vdb,snapshot=external,file=" + dir + "/guest-vdb.", "--diskspec sda,snapshot=no"} {
 		if !strings.Contains(snap, part) {
@@ -187,7 +191,7 @@ func TestCommitFailureNamesTheFix(t *testing.T) {
 	v.Fail(t, "blockcommit", "block job still active")
 	err := (&Virsh{}).WithStableDisks(context.Background(), "guest", SnapshotOptions{OverlayDir: dir},
 		func(ctx context.Context, d *Domain) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "virsh blockcommit guest vda --active --pivot") || !strings.Contains(err.Error(), "block job still active") {
+	if err == nil || !strings.Contains(err.Error(), "virsh blockcommit guest vda --active --pivot --shallow") || !strings.Contains(err.Error(), "block job still active") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -214,7 +218,7 @@ func TestShutOffDomainNeedsNoSnapshot(t *testing.T) {
 	if err != nil || got.Running {
 		t.Fatalf("err %v domain %+v", err, got)
 	}
-	if calls := v.Calls(t); len(calls) != 2 {
+	if calls := v.Calls(t); len(calls) != 4 {
 		t.Fatalf("calls %v", calls)
 	}
 }

@@ -5,13 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
 
 // ErrUnavailable means libvirt cannot be used on this host: virsh is not
-// installed or cannot reach the hypervisor.
+// installed.
 var ErrUnavailable = errors.New("libvirt is not available on this host")
+
+// ErrConnect means virsh is installed but could not connect to the
+// hypervisor at the configured URI; the error carries libvirt's reason.
+var ErrConnect = errors.New("cannot connect to libvirt")
 
 // ErrNoDomain means the named domain is not defined.
 var ErrNoDomain = errors.New("no such libvirt domain")
@@ -29,6 +34,13 @@ func (v *Virsh) Available() error {
 		return fmt.Errorf("%w: %s not found in PATH (install the libvirt client, or back up the disk images with --image)", ErrUnavailable, v.bin())
 	}
 	return nil
+}
+
+func (v *Virsh) uriName() string {
+	if v.URI != "" {
+		return v.URI
+	}
+	return "default"
 }
 
 func (v *Virsh) bin() string {
@@ -63,7 +75,13 @@ func (v *Virsh) run(ctx context.Context, args ...string) ([]byte, error) {
 	msg = strings.ReplaceAll(msg, "\nerror: ", "; ")
 	switch {
 	case strings.Contains(msg, "failed to connect to the hypervisor"):
-		return nil, fmt.Errorf("%w: virsh %s: %s", ErrUnavailable, args[0], msg)
+		// The line after this generic one is libvirt's reason: a wrong URI,
+		// a daemon that is not running, a host that does not resolve.
+		reason := strings.TrimPrefix(strings.TrimPrefix(msg, "failed to connect to the hypervisor"), "; ")
+		if reason == "" {
+			reason = msg
+		}
+		return nil, fmt.Errorf("%w (URI %s): %s", ErrConnect, v.uriName(), reason)
 	case strings.Contains(msg, "Domain not found") || strings.Contains(msg, "failed to get domain"):
 		return nil, fmt.Errorf("%w: virsh %s: %s", ErrNoDomain, args[0], msg)
 	case msg != "":
@@ -92,6 +110,19 @@ func (v *Virsh) State(ctx context.Context, name string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// UUID returns a domain's UUID, which names it across connection URIs.
+func (v *Virsh) UUID(ctx context.Context, name string) (string, error) {
+	out, err := v.run(ctx, "domuuid", name)
+	if err != nil {
+		return "", err
+	}
+	uuid := strings.TrimSpace(string(out))
+	if uuid == "" {
+		return "", fmt.Errorf("virsh domuuid %s: empty answer", name)
+	}
+	return uuid, nil
+}
+
 // AgentResponds reports whether the domain's QEMU guest agent answers a
 // ping, which a quiesced snapshot needs.
 func (v *Virsh) AgentResponds(ctx context.Context, name string) bool {
@@ -103,6 +134,23 @@ func (v *Virsh) AgentResponds(ctx context.Context, name string) bool {
 func (v *Virsh) Define(ctx context.Context, xmlPath string) error {
 	_, err := v.run(ctx, "define", xmlPath)
 	return err
+}
+
+// defineBytes defines a domain from XML held in memory.
+func (v *Virsh) defineBytes(ctx context.Context, def []byte) error {
+	f, err := os.CreateTemp("", "dedup-domain-*.xml")
+	if err != nil {
+		return fmt.Errorf("domain definition: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(def)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("domain definition: %w", err)
+	}
+	return v.Define(ctx, f.Name())
 }
 
 // Exists reports whether a domain of that name is defined.

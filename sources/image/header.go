@@ -199,7 +199,7 @@ func checkBackingChain(path string, h *qcow2Header) error {
 		if !filepath.IsAbs(next) {
 			next = filepath.Join(filepath.Dir(path), next)
 		}
-		f, err := os.Open(next)
+		f, err := openImageFile(next)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("backing file %s of %s is missing: %w", next, path, fs.ErrNotExist)

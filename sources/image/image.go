@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/lima-vm/go-qcow2reader"
 	"github.com/lima-vm/go-qcow2reader/image"
@@ -44,19 +47,43 @@ type Image struct {
 	qcow image.Image // qcow2 images; owns its file
 }
 
-// Open opens the image at path, detecting qcow2 by its magic; any other
-// regular file or block device is read as raw. qcow2 images that are
-// encrypted, corrupt, use unsupported features or have a missing backing
-// file are refused here with an error naming the cause.
+// FormatAuto detects the format from the content (see OpenAs).
+const FormatAuto = ""
+
+// ErrFormatMismatch means an image's content does not have the format its
+// name or the caller asks for.
+var ErrFormatMismatch = errors.New("image format mismatch")
+
+// Open opens the image at path, detecting its format by content: see
+// OpenAs with FormatAuto.
 func Open(ctx context.Context, path string) (*Image, error) {
+	return OpenAs(ctx, path, FormatAuto)
+}
+
+// OpenAs opens the image at path as format. FormatAuto detects qcow2 by
+// its magic and reads anything else as raw, except that a file named like
+// a qcow2 image (.qcow2, .qcow) must carry the magic: a damaged header
+// must not turn a qcow2 disk into a raw backup of its container. FormatRaw
+// reads the bytes as they are, whatever they hold (a raw disk whose guest
+// wrote a qcow2 header is still raw); FormatQcow2 refuses anything else.
+//
+// Only regular files and block devices are opened, checked before the
+// open: opening a FIFO blocks until a writer appears, beyond the reach of
+// cancellation. qcow2 images that are encrypted, corrupt, use unsupported
+// features or have a missing backing file are refused here with an error
+// naming the cause.
+func OpenAs(ctx context.Context, path, format string) (*Image, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open image: %w", err)
+	if format != FormatAuto && format != FormatRaw && format != FormatQcow2 {
+		return nil, fmt.Errorf("image %s: unknown format %q (want raw or qcow2)", path, format)
 	}
-	im, err := open(path, f)
+	f, err := openImageFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: %w", path, err)
+	}
+	im, err := open(path, f, format)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open image %s: %w", path, err)
@@ -64,7 +91,54 @@ func Open(ctx context.Context, path string) (*Image, error) {
 	return im, nil
 }
 
-func open(path string, f *os.File) (*Image, error) {
+// openImageFile opens a regular file or block device for reading and
+// refuses anything else without blocking: the type is checked before the
+// open, and O_NONBLOCK covers a swap between the check and the open.
+func openImageFile(path string) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := imageType(st.Mode()); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fst, err := f.Stat()
+	if err == nil {
+		err = imageType(fst.Mode())
+	}
+	if err == nil && !os.SameFile(st, fst) {
+		err = errors.New("replaced while being opened")
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func imageType(mode os.FileMode) error {
+	switch {
+	case mode.IsRegular(), mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
+		return nil
+	case mode.IsDir():
+		return errors.New("is a directory")
+	}
+	return fmt.Errorf("not a regular file or block device (mode %s)", mode)
+}
+
+// qcow2Names are extensions that promise qcow2 content.
+var qcow2Names = []string{".qcow2", ".qcow", ".qcow3"}
+
+func namedQcow2(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return slices.Contains(qcow2Names, ext)
+}
+
+func open(path string, f *os.File, format string) (*Image, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -75,28 +149,32 @@ func open(path string, f *os.File) (*Image, error) {
 		// every format, and a refused hint changes nothing.
 		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	}
-	switch {
-	case mode.IsDir():
-		return nil, errors.New("is a directory")
-	case mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
+	size := st.Size()
+	if block := mode&os.ModeDevice != 0; block {
 		// Block devices report size 0 in stat; the end offset is the size.
-		size, err := f.Seek(0, io.SeekEnd)
-		if err != nil {
+		if size, err = f.Seek(0, io.SeekEnd); err != nil {
 			return nil, fmt.Errorf("size of block device: %w", err)
 		}
-		return &Image{path: path, file: f, info: Info{Format: FormatRaw, VirtualSize: size, BlockDevice: true}}, nil
-	case !mode.IsRegular():
-		return nil, fmt.Errorf("not a regular file or block device (mode %s)", mode)
+		// A block device is raw unless the caller says otherwise: its
+		// first bytes are the guest's to write.
+		if format != FormatQcow2 {
+			return &Image{path: path, file: f, info: Info{Format: FormatRaw, VirtualSize: size, BlockDevice: true}}, nil
+		}
 	}
 
 	q, err := isQcow2(f)
 	if err != nil {
 		return nil, fmt.Errorf("read magic: %w", err)
 	}
-	if !q {
-		return &Image{path: path, file: f, info: Info{Format: FormatRaw, VirtualSize: st.Size()}}, nil
+	switch {
+	case format == FormatQcow2 && !q:
+		return nil, fmt.Errorf("%w: read as qcow2, but it has no qcow2 header", ErrFormatMismatch)
+	case format == FormatAuto && !q && namedQcow2(path):
+		return nil, fmt.Errorf("%w: named like a qcow2 image, but it has no qcow2 header (damaged?); to back up its bytes as they are, give --format raw", ErrFormatMismatch)
+	case format == FormatRaw || !q:
+		return &Image{path: path, file: f, info: Info{Format: FormatRaw, VirtualSize: size}}, nil
 	}
-	h, err := readQcow2Header(f, st.Size())
+	h, err := readQcow2Header(f, size)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@
 package virshtest
 
 import (
+	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +15,9 @@ import (
 
 // script answers the virsh commands dedup uses. Its behaviour comes from
 // the environment the test sets: VIRSH_DIR holds the log, the domain XML
-// and the state; files named fail-COMMAND make that command fail.
+// and the state; files named fail-COMMAND make that command fail, and a
+// file after-commit.xml becomes the domain XML once blockcommit ran;
+// define of the same name replaces the domain XML.
 const script = `#!/bin/sh
 d="$VIRSH_DIR"
 if [ "$1" = "-c" ]; then shift 2; fi
@@ -31,6 +35,8 @@ known() {
 case "$cmd" in
 domstate)
 	known "$1"; cat "$d/state" ;;
+domuuid)
+	known "$1"; cat "$d/uuid" ;;
 dumpxml)
 	[ "$1" = "--inactive" ] && shift
 	known "$1"; cat "$d/domain.xml" ;;
@@ -39,13 +45,16 @@ qemu-agent-command)
 	if [ -e "$d/agent" ]; then echo '{"return":{}}'; else echo "error: Guest agent is not responding" >&2; exit 1; fi ;;
 snapshot-create-as)
 	for a in "$@"; do
-		case "$a" in *file=*) : > "${a#*file=}" ;; esac
+		case "$a" in *file=*) : > "$(printf '%s' "${a#*file=}" | sed 's/,,/,/g')" ;; esac
 	done
 	echo "Domain snapshot created" ;;
 blockcommit)
+	if [ -e "$d/after-commit.xml" ]; then mv "$d/after-commit.xml" "$d/domain.xml"; fi
 	echo "Successfully pivoted" ;;
 define)
 	cp "$1" "$d/defined.xml"
+	# Redefining the domain itself replaces its definition.
+	if grep -q "<name>$(cat "$d/name")</name>" "$1"; then cp "$1" "$d/domain.xml"; fi
 	echo "Domain defined from $1" ;;
 *)
 	echo "error: unknown command $cmd" >&2; exit 1 ;;
@@ -67,6 +76,13 @@ func Install(t testing.TB, name, state string, xml []byte) *StandIn {
 	s.write(t, "name", []byte(name), 0o644)
 	s.write(t, "state", []byte(state+"\n"), 0o644)
 	s.write(t, "domain.xml", xml, 0o644)
+	// A UUID of its own per stand-in: domain locks are keyed by UUID, and
+	// tests in other packages may run at the same time.
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		t.Fatal(err)
+	}
+	s.write(t, "uuid", []byte(fmt.Sprintf("%x-%x-%x-%x-%x\n", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])), 0o644)
 	return s
 }
 
@@ -89,6 +105,10 @@ func (s *StandIn) Setenv(t *testing.T) {
 		t.Setenv(k, v)
 	}
 }
+
+// AfterCommit makes xml the domain's definition once blockcommit ran, as
+// libvirt pivots a disk off an overlay.
+func (s *StandIn) AfterCommit(t testing.TB, xml []byte) { s.write(t, "after-commit.xml", xml, 0o644) }
 
 // AgentAnswers makes the guest agent answer pings.
 func (s *StandIn) AgentAnswers(t testing.TB) { s.write(t, "agent", nil, 0o644) }
