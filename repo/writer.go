@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,14 +334,30 @@ func (w *Writer) recordPack(ctx context.Context, id chunk.ID, entries []pack.Ent
 	if batch == nil {
 		return nil
 	}
-	return w.writeIndex(ctx, batch)
+	if err := w.writeIndex(ctx, batch); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// The packs stay pending and go into the next index file (or the
+		// last one, written by Finish, which fails the session if that
+		// write fails too): uploading goes on meanwhile.
+		w.r.log.Warn("index file not written; its packs are retried with the next one", "packs", len(batch), "err", err)
+	}
+	return nil
 }
 
+// writeIndex writes one index file for packs. On failure the packs are
+// put back among the unindexed ones, so a later write records them: a
+// pack no index file lists is invisible to every reader, and its blobs
+// would count as stored in this session only.
 func (w *Writer) writeIndex(ctx context.Context, packs []indexPack) error {
 	if len(packs) == 0 {
 		return nil
 	}
 	if _, err := w.r.saveIndexFile(ctx, packs); err != nil {
+		w.imu.Lock()
+		w.unindexed = slices.Concat(packs, w.unindexed)
+		w.imu.Unlock()
 		return err
 	}
 	w.indexFiles.Add(1)
