@@ -12,7 +12,6 @@ import (
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/repo/pack"
-	"github.com/dedup-project/dedup/repo/store"
 )
 
 // WriterOptions tune one write session.
@@ -300,12 +299,12 @@ func (w *Writer) uploader() error {
 		case <-w.gctx.Done():
 			return w.gctx.Err()
 		}
-		err := w.r.store.Put(w.gctx, packName(p.id), p.data)
+		existed, err := w.r.putPack(w.gctx, p.id, p.data)
 		size := len(p.data)
-		if store.IsExists(err) {
+		if existed {
 			// Same name means same bytes: another writer uploaded this
 			// pack, and nothing more is stored.
-			err, size = nil, 0
+			size = 0
 			w.packsExisting.Add(1)
 		}
 		if p.pooled {

@@ -1,0 +1,138 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/repo/crypto"
+	"github.com/dedup-project/dedup/repo/store"
+)
+
+// damageCache is what healing needs of the index cache: it must be able to
+// stop counting blobs of lost or damaged packs as stored (see
+// index.ForgetPack).
+type damageCache interface {
+	ForgetPack(ctx context.Context, pack chunk.ID) (int, error)
+	ForgetBlobs(ctx context.Context, pack chunk.ID, ids []chunk.ID) (int, error)
+	KnownPacks(ctx context.Context, fn func(chunk.ID) error) error
+	PackDamaged(ctx context.Context, pack chunk.ID) (bool, error)
+	ClearDamage(ctx context.Context, pack chunk.ID) error
+}
+
+// Lost names data the repository no longer holds intact: a whole pack
+// (Blobs nil: missing from the store) or some blobs of one (damaged).
+type Lost struct {
+	Pack  chunk.ID
+	Blobs []chunk.ID
+}
+
+// ForgetLost makes the lost blobs stop counting as stored, so the next
+// backup that meets their content stores it again; snapshots taken before
+// keep naming the lost copies. It returns how many blobs the cache
+// dropped. When it dropped any, the cache is reloaded from the index
+// files: a copy of those blobs in another pack, which the cache had
+// passed over while the lost one was listed first, then takes its place.
+func (r *Repository) ForgetLost(ctx context.Context, lost []Lost) (int, error) {
+	dc, ok := r.idx.(damageCache)
+	if !ok {
+		return 0, errors.New("the index cache cannot record damage")
+	}
+	dropped := 0
+	for _, l := range lost {
+		var n int
+		var err error
+		if l.Blobs == nil {
+			n, err = dc.ForgetPack(ctx, l.Pack)
+		} else {
+			n, err = dc.ForgetBlobs(ctx, l.Pack, l.Blobs)
+		}
+		if err != nil {
+			return dropped, err
+		}
+		dropped += n
+	}
+	if dropped > 0 {
+		if _, err := r.RebuildIndex(ctx); err != nil {
+			return dropped, fmt.Errorf("reload the index cache: %w", err)
+		}
+	}
+	return dropped, nil
+}
+
+// ForgetMissingPacks compares the packs the cache knows with the store's
+// listing and forgets every pack the store no longer holds (ForgetLost).
+// A full backup runs it first, so it stores again what was lost instead
+// of trusting the cache. It returns the packs found missing and the blobs
+// dropped.
+func (r *Repository) ForgetMissingPacks(ctx context.Context) (packs []chunk.ID, dropped int, err error) {
+	dc, ok := r.idx.(damageCache)
+	if !ok {
+		return nil, 0, errors.New("the index cache cannot record damage")
+	}
+	stored := map[chunk.ID]struct{}{}
+	if err := r.ListPacks(ctx, func(id chunk.ID, _ int64) error {
+		stored[id] = struct{}{}
+		return nil
+	}); err != nil {
+		return nil, 0, fmt.Errorf("list packs: %w", err)
+	}
+	// Index files are written after their packs are stored, so a pack the
+	// cache knows is in the store unless it was lost since.
+	if err := dc.KnownPacks(ctx, func(id chunk.ID) error {
+		if _, ok := stored[id]; !ok {
+			packs = append(packs, id)
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, err
+	}
+	lost := make([]Lost, len(packs))
+	for i, p := range packs {
+		lost[i] = Lost{Pack: p}
+	}
+	dropped, err = r.ForgetLost(ctx, lost)
+	return packs, dropped, err
+}
+
+// putPack stores a finished pack and reports whether the store already
+// held it. Packs are named by their bytes, so an object of that name is
+// normally the same pack stored by another writer and is kept. A pack the
+// cache records as lost or damaged is different: an existing object of
+// that name is read back, and replaced only when its bytes no longer
+// match its name. Once the intact bytes are stored, the damage records
+// are dropped.
+func (r *Repository) putPack(ctx context.Context, id chunk.ID, data []byte) (existed bool, err error) {
+	name := packName(id)
+	err = r.store.Put(ctx, name, data)
+	existed = store.IsExists(err)
+	if err != nil && !existed {
+		return false, err
+	}
+	dc, ok := r.idx.(damageCache)
+	if !ok {
+		return existed, nil
+	}
+	damaged, err := dc.PackDamaged(ctx, id)
+	if err != nil || !damaged {
+		return existed, err
+	}
+	if existed {
+		have, err := store.ReadAll(ctx, r.store, name)
+		if err != nil && !store.IsNotFound(err) {
+			return existed, fmt.Errorf("read back damaged pack %s: %w", id.Short(), err)
+		}
+		if err != nil || crypto.StorageID(have) != id {
+			r.log.Info("replacing a damaged pack with its intact bytes", "pack", name)
+			if err := r.store.Delete(ctx, name); err != nil && !store.IsNotFound(err) {
+				return existed, fmt.Errorf("remove damaged pack %s: %w", id.Short(), err)
+			}
+			if err := r.store.Put(ctx, name, data); err != nil && !store.IsExists(err) {
+				return existed, err
+			}
+			existed = false
+		}
+	}
+	return existed, dc.ClearDamage(ctx, id)
+}
