@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// largestPack returns the path of the repository's largest pack: one
+// holding file data rather than trees.
+func largestPack(t *testing.T, repoDir string) string {
+	t.Helper()
+	packs := objects(t, repoDir, "data")
+	if len(packs) == 0 {
+		t.Fatal("no packs")
+	}
+	victim := packs[0]
+	for _, p := range packs {
+		if fileSize(t, p) > fileSize(t, victim) {
+			victim = p
+		}
+	}
+	return victim
+}
+
+// restoresIdentically restores the latest snapshot and compares it with src.
+func (e *env) restoresIdentically(src, out string) {
+	e.t.Helper()
+	e.ok("restore", "latest", "--target", out)
+	for _, rel := range treeFiles(e.t, src) {
+		want, _ := os.ReadFile(filepath.Join(src, rel))
+		got, err := os.ReadFile(filepath.Join(out, src, rel))
+		if err != nil || !bytes.Equal(want, got) {
+			e.t.Errorf("%s not restored intact: %v", rel, err)
+		}
+	}
+}
+
+// backedUpThenPackLost backs up four files of 3 MiB into 1 MiB packs and
+// deletes one pack of file data.
+func backedUpThenPackLost(t *testing.T, seed uint64) (*env, string) {
+	t.Helper()
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeRandomTree(t, src, 4, 3<<20, seed)
+	e.ok("init", "--pack-size", "1")
+	e.ok("backup", src)
+	if err := os.Remove(largestPack(t, e.repo)); err != nil {
+		t.Fatal(err)
+	}
+	return e, src
+}
+
+// TestLostPackHealedAfterVerify: after a pack is lost, verify says the
+// lost chunks will be stored again, and the next (incremental) backup
+// does so: its snapshot restores completely.
+func TestLostPackHealedAfterVerify(t *testing.T) {
+	e, src := backedUpThenPackLost(t, 11)
+	r := e.fails(1, "missing-pack", "verify")
+	if !strings.Contains(r.stderr, "stores them again") {
+		t.Errorf("verify does not say the lost chunks will be stored again:\n%s", r.stderr)
+	}
+	e.ok("backup", src)
+	e.restoresIdentically(src, filepath.Join(e.dir, "out"))
+	e.ok("verify", "--read-data")
+}
+
+// TestLostPackHealedByFullBackup: a full backup does not trust the cache
+// for packs the repository no longer holds, even without a verify first.
+func TestLostPackHealedByFullBackup(t *testing.T) {
+	e, src := backedUpThenPackLost(t, 12)
+	r := e.ok("backup", "--level", "full", src)
+	if !strings.Contains(r.stderr, "missing") {
+		t.Errorf("the full backup does not say packs are missing:\n%s", r.stderr)
+	}
+	e.restoresIdentically(src, filepath.Join(e.dir, "out"))
+}
