@@ -77,3 +77,22 @@ func TestLostPackHealedByFullBackup(t *testing.T) {
 	}
 	e.restoresIdentically(src, filepath.Join(e.dir, "out"))
 }
+
+// TestRebuildFromPacksFailsOnDamagedPack: a pack whose header does not
+// open cannot be indexed; the rebuild names it and fails.
+func TestRebuildFromPacksFailsOnDamagedPack(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeRandomTree(t, src, 4, 3<<20, 13)
+	e.ok("init", "--pack-size", "1")
+	e.ok("backup", src)
+	for _, f := range objects(t, e.repo, "index") {
+		os.Remove(f)
+	}
+	victim := largestPack(t, e.repo)
+	flipByte(t, victim, fileSize(t, victim)-20) // inside the sealed header
+	r := e.fails(1, "damaged packs could not be indexed", "index", "rebuild", "--from-packs")
+	if !strings.Contains(r.stderr, filepath.Base(victim)) || !strings.Contains(r.stderr, "chunks not indexed") {
+		t.Errorf("rebuild does not name the damaged pack and what it held:\n%s", r.stderr)
+	}
+}
