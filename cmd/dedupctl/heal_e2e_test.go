@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -95,4 +96,30 @@ func TestRebuildFromPacksFailsOnDamagedPack(t *testing.T) {
 	if !strings.Contains(r.stderr, filepath.Base(victim)) || !strings.Contains(r.stderr, "chunks not indexed") {
 		t.Errorf("rebuild does not name the damaged pack and what it held:\n%s", r.stderr)
 	}
+}
+
+// TestDamagedNewestManifest: `restore latest` must not restore an older
+// snapshot when the newest manifest is damaged, and stats must not leave
+// a snapshot out silently; both name the damaged snapshot.
+func TestDamagedNewestManifest(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeRandomTree(t, src, 2, 1<<20, 14)
+	e.ok("init")
+	e.ok("backup", src)
+	before := objects(t, e.repo, "snapshots")
+	e.ok("backup", "--level", "full", src)
+	var newest string
+	for _, m := range objects(t, e.repo, "snapshots") {
+		if !slices.Contains(before, m) {
+			newest = m
+		}
+	}
+	flipByte(t, newest, 40)
+	name := filepath.Base(newest)
+	r := e.fails(1, name, "restore", "latest", "--target", filepath.Join(e.dir, "out"))
+	if _, err := os.Stat(filepath.Join(e.dir, "out", src)); err == nil {
+		t.Errorf("restore latest restored an older snapshot:\n%s", r.stderr)
+	}
+	e.fails(exitPartial, name, "stats")
 }

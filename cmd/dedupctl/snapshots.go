@@ -24,12 +24,9 @@ func (a *app) openSnapshot(ctx context.Context, name string) (*session, []*repo.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sns, _, err := s.repo.Snapshots(ctx)
+	sns, sn, err := s.repo.ResolveSnapshot(ctx, name)
 	if err == nil {
-		var sn *repo.Snapshot
-		if sn, err = repo.FindSnapshot(sns, name); err == nil {
-			return s, sns, sn, nil
-		}
+		return s, sns, sn, nil
 	}
 	s.Close()
 	return nil, nil, nil, err

@@ -102,7 +102,7 @@ func (a *app) statsCommand() *cobra.Command {
 			}
 			if a.jsonOut {
 				a.printJSON(st)
-				return nil
+				return statsIncomplete(st)
 			}
 			fmt.Fprintf(a.stdout, "snapshots:      %d\n", st.Snapshots)
 			fmt.Fprintf(a.stdout, "logical bytes:  %s\n", humanBytes(st.LogicalBytes))
@@ -111,7 +111,17 @@ func (a *app) statsCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "dedup ratio:    %.2fx\n", st.DedupRatio)
 			fmt.Fprintf(a.stdout, "chunks:         %d\n", st.Chunks)
 			fmt.Fprintf(a.stdout, "packs:          %d\n", st.Packs)
-			return nil
+			return statsIncomplete(st)
 		},
 	}
+}
+
+// statsIncomplete makes stats exit 3 when snapshots could not be counted
+// in full, naming them.
+func statsIncomplete(st *verify.Stats) error {
+	if st.Complete() {
+		return nil
+	}
+	return &partialError{msg: fmt.Sprintf("damaged snapshots not fully counted: %s (run `dedupctl verify`)",
+		strings.Join(st.DamagedSnapshots, ", "))}
 }
