@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/repo/crypto"
@@ -135,4 +136,27 @@ func (r *Repository) putPack(ctx context.Context, id chunk.ID, data []byte) (exi
 		}
 	}
 	return existed, dc.ClearDamage(ctx, id)
+}
+
+// staleTempRemover is a store that keeps temporary files of its own which
+// an interrupted writer can leave behind (the local directory store).
+type staleTempRemover interface {
+	RemoveStaleTemp(ctx context.Context, cutoff time.Time) (files int, bytes int64, err error)
+}
+
+// staleTempAge is how long a temporary upload file may go unmodified
+// before it counts as abandoned: a live upload writes its file within
+// seconds, even for the largest pack on a slow disk.
+const staleTempAge = time.Hour
+
+// RemoveStaleUploads removes what interrupted writers left in the store's
+// temporary area, if it has one, and returns the files and bytes removed.
+// A write session starts with it, so a killed backup's leftovers do not
+// accumulate.
+func (r *Repository) RemoveStaleUploads(ctx context.Context, now time.Time) (files int, bytes int64, err error) {
+	st, ok := r.store.(staleTempRemover)
+	if !ok {
+		return 0, 0, nil
+	}
+	return st.RemoveStaleTemp(ctx, now.Add(-staleTempAge))
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // largestPack returns the path of the repository's largest pack: one
@@ -122,4 +123,27 @@ func TestDamagedNewestManifest(t *testing.T) {
 		t.Errorf("restore latest restored an older snapshot:\n%s", r.stderr)
 	}
 	e.fails(exitPartial, name, "stats")
+}
+
+// TestStaleTempFilesRemoved: what a killed backup leaves in a local
+// repository's tmp/ is removed by the next backup, which says so.
+func TestStaleTempFilesRemoved(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeRandomTree(t, src, 1, 1<<20, 15)
+	e.ok("init")
+	e.ok("backup", src)
+	stale := filepath.Join(e.repo, "tmp", "put-123456")
+	writeFile(t, stale, make([]byte, 4096))
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	r := e.ok("backup", src)
+	if !strings.Contains(r.stderr, "removed 1 temporary files") {
+		t.Errorf("backup does not say it removed the stale file:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("the stale temporary file is still there")
+	}
 }
