@@ -40,15 +40,23 @@ func (e *env) restoresIdentically(src, out string) {
 	}
 }
 
+// backedUp inits a repository with initArgs and backs up n random files
+// of size bytes.
+func backedUp(t *testing.T, n, size int, seed uint64, initArgs ...string) (*env, string) {
+	t.Helper()
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeRandomTree(t, src, n, size, seed)
+	e.ok(append([]string{"init"}, initArgs...)...)
+	e.ok("backup", src)
+	return e, src
+}
+
 // backedUpThenPackLost backs up four files of 3 MiB into 1 MiB packs and
 // deletes one pack of file data.
 func backedUpThenPackLost(t *testing.T, seed uint64) (*env, string) {
 	t.Helper()
-	e := newEnv(t)
-	src := filepath.Join(e.dir, "src")
-	writeRandomTree(t, src, 4, 3<<20, seed)
-	e.ok("init", "--pack-size", "1")
-	e.ok("backup", src)
+	e, src := backedUp(t, 4, 3<<20, seed, "--pack-size", "1")
 	if err := os.Remove(largestPack(t, e.repo)); err != nil {
 		t.Fatal(err)
 	}
@@ -83,11 +91,7 @@ func TestLostPackHealedByFullBackup(t *testing.T) {
 // TestRebuildFromPacksFailsOnDamagedPack: a pack whose header does not
 // open cannot be indexed; the rebuild names it and fails.
 func TestRebuildFromPacksFailsOnDamagedPack(t *testing.T) {
-	e := newEnv(t)
-	src := filepath.Join(e.dir, "src")
-	writeRandomTree(t, src, 4, 3<<20, 13)
-	e.ok("init", "--pack-size", "1")
-	e.ok("backup", src)
+	e, _ := backedUp(t, 4, 3<<20, 13, "--pack-size", "1")
 	for _, f := range objects(t, e.repo, "index") {
 		os.Remove(f)
 	}
@@ -103,11 +107,7 @@ func TestRebuildFromPacksFailsOnDamagedPack(t *testing.T) {
 // snapshot when the newest manifest is damaged, and stats must not leave
 // a snapshot out silently; both name the damaged snapshot.
 func TestDamagedNewestManifest(t *testing.T) {
-	e := newEnv(t)
-	src := filepath.Join(e.dir, "src")
-	writeRandomTree(t, src, 2, 1<<20, 14)
-	e.ok("init")
-	e.ok("backup", src)
+	e, src := backedUp(t, 2, 1<<20, 14)
 	before := objects(t, e.repo, "snapshots")
 	e.ok("backup", "--level", "full", src)
 	var newest string
@@ -128,11 +128,7 @@ func TestDamagedNewestManifest(t *testing.T) {
 // TestStaleTempFilesRemoved: what a killed backup leaves in a local
 // repository's tmp/ is removed by the next backup, which says so.
 func TestStaleTempFilesRemoved(t *testing.T) {
-	e := newEnv(t)
-	src := filepath.Join(e.dir, "src")
-	writeRandomTree(t, src, 1, 1<<20, 15)
-	e.ok("init")
-	e.ok("backup", src)
+	e, src := backedUp(t, 1, 1<<20, 15)
 	stale := filepath.Join(e.repo, "tmp", "put-123456")
 	writeFile(t, stale, make([]byte, 4096))
 	old := time.Now().Add(-2 * time.Hour)

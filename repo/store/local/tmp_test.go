@@ -38,7 +38,7 @@ func TestRemoveStaleTemp(t *testing.T) {
 		}
 	}
 	write(fmt.Sprintf("put-%d@%s-1", gone.ProcessState.Pid(), hostTag()), 0) // its writer died
-	write("put-2", 2*time.Hour)                                               // old, of unknown owner
+	write("put-2", 2*time.Hour)                                              // old, of unknown owner
 	live := fmt.Sprintf("put-%d@%s-3", os.Getpid(), hostTag())
 	write(live, 0)
 	write("put-4", 0) // recent, of unknown owner
