@@ -136,3 +136,6 @@ func (r *Repository) ReadPack(ctx context.Context, id chunk.ID, size int64, buf 
 
 // IndexFileName is the object name of index file id.
 func IndexFileName(id chunk.ID) string { return indexPrefix + id.String() }
+
+// IsPackName reports whether an object name is a pack's (see packName).
+func IsPackName(name string) bool { return strings.HasPrefix(name, "data/") }

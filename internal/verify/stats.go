@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/index"
@@ -58,7 +57,7 @@ func ComputeStats(ctx context.Context, rp *repo.Repository) (*Stats, error) {
 	var st Stats
 	err := rp.Store().List(ctx, "", func(fi store.Info) error {
 		st.StoredBytes += fi.Size
-		if strings.HasPrefix(fi.Name, "data/") {
+		if repo.IsPackName(fi.Name) {
 			st.Packs++
 			st.PackBytes += fi.Size
 		}
