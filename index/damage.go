@@ -25,7 +25,7 @@ import (
 // generation, so files-cache entries that named those blobs are checked
 // again by the next backup.
 func (x *Index) ForgetPack(ctx context.Context, pack chunk.ID) (int, error) {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return 0, fmt.Errorf("index forget pack %s: %w", pack.Short(), err)
 	}
 	x.wmu.Lock()
@@ -75,7 +75,7 @@ func (x *Index) ForgetPack(ctx context.Context, pack chunk.ID) (int, error) {
 // damaged, as ForgetPack does for a whole pack; their other copies, if an
 // index file lists any, stay usable.
 func (x *Index) ForgetBlobs(ctx context.Context, pack chunk.ID, ids []chunk.ID) (int, error) {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return 0, fmt.Errorf("index forget blobs: %w", err)
 	}
 	x.wmu.Lock()
@@ -273,7 +273,7 @@ func (x *Index) packDamaged(txn *badger.Txn, pack chunk.ID) (bool, error) {
 // builds the same pack again restores exactly what was lost. Index files
 // loaded afterwards list the pack's blobs again.
 func (x *Index) ClearDamage(ctx context.Context, pack chunk.ID) error {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return fmt.Errorf("index clear damage: %w", err)
 	}
 	x.wmu.Lock()

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -353,7 +354,17 @@ func (w *Writer) writeIndex(ctx context.Context, packs []indexPack) error {
 	if len(packs) == 0 {
 		return nil
 	}
-	if _, err := w.r.saveIndexFile(ctx, packs); err != nil {
+	_, err := w.r.saveIndexFile(ctx, packs)
+	var ce *cacheError
+	if errors.As(err, &ce) {
+		// The index file is stored; only this host's cache missed it (a
+		// full disk, say). Its blobs stay pending, so this session still
+		// finds them, and the next session's sync loads the file.
+		w.r.log.Warn("index file stored but not recorded in the local cache", "err", err)
+		w.indexFiles.Add(1)
+		return nil
+	}
+	if err != nil {
 		w.imu.Lock()
 		w.unindexed = slices.Concat(packs, w.unindexed)
 		w.imu.Unlock()

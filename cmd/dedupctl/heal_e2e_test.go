@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -141,5 +142,38 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); err == nil {
 		t.Error("the stale temporary file is still there")
+	}
+}
+
+// TestFullCacheFilesystem: a full filesystem under the index cache makes
+// the run use a private copy elsewhere, or fail with one line naming the
+// way out when there is no room anywhere; it never crashes.
+func TestFullCacheFilesystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	e, src := backedUp(t, 1, 1<<20, 16)
+	full := filepath.Join(e.dir, "full")
+	os.Mkdir(full, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", full).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", full).Run() })
+	// Fill it: the write stops at the first byte that does not fit.
+	f, err := os.Create(filepath.Join(full, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 16<<20))
+	f.Close()
+
+	cache := filepath.Join(full, "cache")
+	r := e.run(nil, "backup", "--cache-dir", cache, src)
+	if r.code != 0 || !strings.Contains(r.stderr, "private copy") {
+		t.Fatalf("backup with a full cache filesystem: exit %d\n%s", r.code, r.stderr)
+	}
+	r = e.run([]string{"TMPDIR=" + full}, "backup", "--cache-dir", cache, src)
+	if r.code != 1 || !strings.Contains(r.stderr, "--cache-dir") {
+		t.Fatalf("backup with no room for any cache: exit %d\n%s", r.code, r.stderr)
 	}
 }
