@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dedup-project/dedup/chunk"
@@ -159,4 +160,63 @@ func (r *Repository) RemoveStaleUploads(ctx context.Context, now time.Time) (fil
 		return 0, 0, nil
 	}
 	return st.RemoveStaleTemp(ctx, now.Add(-staleTempAge))
+}
+
+// maxDamageSeen bounds the damaged blobs a session remembers from failed
+// reads: a restore of a badly damaged repository must not grow without
+// bound; what is left out is found by the next verify.
+const maxDamageSeen = 1 << 16
+
+// damageLog collects what reads found lost, for ForgetDamageSeen. Views
+// made by WithIndex share it.
+type damageLog struct {
+	mu    sync.Mutex
+	packs map[chunk.ID]bool       // missing from the store
+	blobs map[chunk.ID][]chunk.ID // damaged blobs by pack
+	n     int
+}
+
+func (d *damageLog) pack(id chunk.ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.packs == nil {
+		d.packs = map[chunk.ID]bool{}
+	}
+	d.packs[id] = true
+}
+
+func (d *damageLog) blob(pack, id chunk.ID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n >= maxDamageSeen {
+		return
+	}
+	if d.blobs == nil {
+		d.blobs = map[chunk.ID][]chunk.ID{}
+	}
+	d.blobs[pack] = append(d.blobs[pack], id)
+	d.n++
+}
+
+// ForgetDamageSeen records in the cache what reads of this session found
+// missing or damaged (ForgetLost), so the next backup stores it again.
+// Commands call it when they finish; it returns the blobs dropped.
+func (r *Repository) ForgetDamageSeen(ctx context.Context) (int, error) {
+	d := r.seen
+	d.mu.Lock()
+	var lost []Lost
+	for p := range d.packs {
+		lost = append(lost, Lost{Pack: p})
+	}
+	for p, ids := range d.blobs {
+		if !d.packs[p] {
+			lost = append(lost, Lost{Pack: p, Blobs: ids})
+		}
+	}
+	d.packs, d.blobs, d.n = nil, nil, 0
+	d.mu.Unlock()
+	if len(lost) == 0 || r.idx == nil {
+		return 0, nil
+	}
+	return r.ForgetLost(ctx, lost)
 }

@@ -83,3 +83,22 @@ func TestDamagedPackIsReplaced(t *testing.T) {
 		t.Fatalf("blob after healing: %v", err)
 	}
 }
+
+// TestFailedReadIsForgotten: a blob a read found damaged stops counting
+// as stored once the session records what it saw.
+func TestFailedReadIsForgotten(t *testing.T) {
+	ctx := context.Background()
+	r, st := repotest.New(t)
+	id := saveBlobs(t, r, [][]byte{randomBytes(100000)})[0]
+	loc, _, _ := r.Index().Lookup(ctx, id)
+	st.Corrupt(repo.PackName(loc.Pack), int(loc.Offset)+500)
+	if _, err := r.LoadBlob(ctx, repo.BlobData, id, nil); err == nil {
+		t.Fatal("damaged blob read")
+	}
+	if n, err := r.ForgetDamageSeen(ctx); err != nil || n != 1 {
+		t.Fatalf("ForgetDamageSeen: %d, %v", n, err)
+	}
+	if ok, _ := r.Index().Has(ctx, id); ok {
+		t.Error("the damaged blob still counts as stored")
+	}
+}

@@ -92,6 +92,7 @@ type Repository struct {
 	// decMeta inflates trees, index files and manifests, which grow with
 	// directory and repository size rather than with the chunk size.
 	decMeta *zstd.Decoder
+	seen    *damageLog // what reads found lost (see ForgetDamageSeen)
 }
 
 // maxMetaSize bounds one decompressed tree, index file or manifest: about
@@ -224,7 +225,8 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
+	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, log: log, enc: enc, dec: dec, decMeta: decMeta,
+		seen: &damageLog{}}, nil
 }
 
 func encoderLevel(name string) (zstd.EncoderLevel, error) {

@@ -177,3 +177,14 @@ func TestFullCacheFilesystem(t *testing.T) {
 		t.Fatalf("backup with no room for any cache: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestDamagedChunkHealedAfterFailedRestore: a restore that meets a damaged
+// chunk makes it stop counting as stored, so the next backup stores it
+// again and its snapshot restores completely.
+func TestDamagedChunkHealedAfterFailedRestore(t *testing.T) {
+	e, src := backedUp(t, 4, 3<<20, 17, "--pack-size", "1")
+	flipByte(t, largestPack(t, e.repo), 100)
+	e.fails(1, "damaged", "restore", "latest", "--target", filepath.Join(e.dir, "first"))
+	e.ok("backup", src)
+	e.restoresIdentically(src, filepath.Join(e.dir, "out"))
+}

@@ -79,6 +79,9 @@ type session struct {
 
 func (s *session) Close() {
 	if s.idx != nil {
+		// Chunks a read found lost stop counting as stored, so the next
+		// backup stores them again.
+		_, _ = s.repo.ForgetDamageSeen(context.Background())
 		s.idx.Close()
 	}
 	if s.tmp != "" {
