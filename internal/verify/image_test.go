@@ -169,3 +169,19 @@ func TestDamagedImageMap(t *testing.T) {
 		t.Fatalf("damaged-tree %+v, want the image map of /disk.img", p)
 	}
 }
+
+// TestSharedSegmentCheckedPerImage: a map segment found sound in one image
+// is checked again against another image that is too small for it.
+func TestSharedSegmentCheckedPerImage(t *testing.T) {
+	tr := newTestRepo(t)
+	tr.imageSnapshot(nil)
+	small := tr.imageSnapshot(func(ref *repo.ImageRef, _ *repo.ImageSegment, _ *repo.Node) {
+		ref.VirtualSize = 2 * testChunk // the extent at 2 chunks lies outside
+	})
+	rep := tr.verify(false)
+	p := findProblem(rep, KindDamagedTree, "")
+	if p == nil || len(p.Snapshots) != 1 || p.Snapshots[0] != small.ID.Short() {
+		dumpProblems(t, rep)
+		t.Fatalf("damaged-tree %+v, want the smaller image's snapshot named", p)
+	}
+}

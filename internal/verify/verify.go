@@ -90,7 +90,8 @@ type verifier struct {
 	lost       []repo.Lost
 	lostBlobs  map[string]int // by pack object name
 
-	clean idSet // trees and image maps already found sound
+	clean     idSet  // trees already found sound
+	cleanSegs segSet // image map segments already found sound
 
 	trees, refs, blobsRead, bytesRead atomic.Int64
 }
