@@ -46,7 +46,9 @@ func TestForgetPack(t *testing.T) {
 		t.Errorf("forgetting again: %d, %v", n, err)
 	}
 	var packs []chunk.ID
-	x.KnownPacks(ctx, func(id chunk.ID) error { packs = append(packs, id); return nil })
+	if err := x.KnownPacks(ctx, func(id chunk.ID) error { packs = append(packs, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range packs {
 		if p == lost {
 			t.Error("KnownPacks lists the lost pack")

@@ -20,7 +20,7 @@ func smallFS(t *testing.T, size string) string {
 		t.Skipf("mount tmpfs: %v: %s", err, out)
 	}
 	// Lazily: a cache left unflushed keeps its files mapped.
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	return dir
 }
 

@@ -22,7 +22,9 @@ func TestRebuildNamesDamagedPacks(t *testing.T) {
 	name := repo.PackName(loc.Pack)
 	files, _ := r.IndexFiles(ctx)
 	for _, id := range files {
-		st.Delete(ctx, repo.IndexFileName(id))
+		if err := st.Delete(ctx, repo.IndexFileName(id)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fi, err := st.Stat(ctx, name)
 	if err != nil {

@@ -94,7 +94,9 @@ func TestLostPackHealedByFullBackup(t *testing.T) {
 func TestRebuildFromPacksFailsOnDamagedPack(t *testing.T) {
 	e, _ := backedUp(t, 4, 3<<20, 13, "--pack-size", "1")
 	for _, f := range objects(t, e.repo, "index") {
-		os.Remove(f)
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	victim := largestPack(t, e.repo)
 	flipByte(t, victim, fileSize(t, victim)-20) // inside the sealed header
@@ -154,17 +156,19 @@ func TestFullCacheFilesystem(t *testing.T) {
 	}
 	e, src := backedUp(t, 1, 1<<20, 16)
 	full := filepath.Join(e.dir, "full")
-	os.Mkdir(full, 0o700)
+	if err := os.Mkdir(full, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", full).CombinedOutput(); err != nil {
 		t.Skipf("mount tmpfs: %v: %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", full).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", full).Run() })
 	// Fill it: the write stops at the first byte that does not fit.
 	f, err := os.Create(filepath.Join(full, "filler"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write(make([]byte, 16<<20))
+	_, _ = f.Write(make([]byte, 16<<20)) // fails with ENOSPC once full
 	f.Close()
 
 	cache := filepath.Join(full, "cache")
