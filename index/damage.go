@@ -180,6 +180,32 @@ func (x *Index) KnownPacks(ctx context.Context, fn func(chunk.ID) error) error {
 	return nil
 }
 
+// LostPacks calls fn for every pack recorded as lost.
+func (x *Index) LostPacks(ctx context.Context, fn func(chunk.ID) error) error {
+	if err := x.check(ctx); err != nil {
+		return fmt.Errorf("index lost packs: %w", err)
+	}
+	var ids []chunk.ID
+	err := x.scan(ctx, []byte{prefixLostPack}, false, func(_ *badger.Txn, it *badger.Item) error {
+		k := it.Key()
+		if len(k) != 1+len(chunk.ID{}) {
+			return fmt.Errorf("malformed key %x", k)
+		}
+		ids = append(ids, chunk.ID(k[1:]))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index lost packs: %w", err)
+	}
+	// Called outside the scan, so fn may write to the cache.
+	for _, id := range ids {
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // withoutDamaged drops the entries whose location is recorded as lost or
 // damaged. Most caches hold no such record, and then one seek answers.
 func (x *Index) withoutDamaged(entries []Entry) ([]Entry, error) {

@@ -19,6 +19,7 @@ type damageCache interface {
 	ForgetPack(ctx context.Context, pack chunk.ID) (int, error)
 	ForgetBlobs(ctx context.Context, pack chunk.ID, ids []chunk.ID) (int, error)
 	KnownPacks(ctx context.Context, fn func(chunk.ID) error) error
+	LostPacks(ctx context.Context, fn func(chunk.ID) error) error
 	PackDamaged(ctx context.Context, pack chunk.ID) (bool, error)
 	ClearDamage(ctx context.Context, pack chunk.ID) error
 }
@@ -64,7 +65,8 @@ func (r *Repository) ForgetLost(ctx context.Context, lost []Lost) (int, error) {
 }
 
 // ForgetMissingPacks compares the packs the cache knows with the store's
-// listing and forgets every pack the store no longer holds (ForgetLost).
+// listing and forgets every pack the store no longer holds (ForgetLost);
+// packs recorded as lost that the store holds again count again.
 // A full backup runs it first, so it stores again what was lost instead
 // of trusting the cache. It returns the packs found missing and the blobs
 // dropped.
@@ -90,11 +92,28 @@ func (r *Repository) ForgetMissingPacks(ctx context.Context) (packs []chunk.ID, 
 	}); err != nil {
 		return nil, 0, err
 	}
+	// A pack recorded as lost that the store holds again (put back from
+	// a copy, or rebuilt by another host) counts again.
+	revived := 0
+	if err := dc.LostPacks(ctx, func(id chunk.ID) error {
+		if _, ok := stored[id]; !ok {
+			return nil
+		}
+		revived++
+		return dc.ClearDamage(ctx, id)
+	}); err != nil {
+		return nil, 0, err
+	}
 	lost := make([]Lost, len(packs))
 	for i, p := range packs {
 		lost[i] = Lost{Pack: p}
 	}
 	dropped, err = r.ForgetLost(ctx, lost)
+	if err == nil && dropped == 0 && revived > 0 {
+		// The index files listing the revived packs are loaded already;
+		// their entries come back with a reload.
+		_, err = r.RebuildIndex(ctx)
+	}
 	return packs, dropped, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/repotest"
+	"github.com/dedup-project/dedup/repo/store"
 )
 
 // TestLostPackIsStoredAgain: once a pack is found missing its blobs no
@@ -100,5 +101,35 @@ func TestFailedReadIsForgotten(t *testing.T) {
 	}
 	if ok, _ := r.Index().Has(ctx, id); ok {
 		t.Error("the damaged blob still counts as stored")
+	}
+}
+
+// TestRevivedPackCountsAgain: a pack recorded as lost that is put back in
+// the store counts again at the next check.
+func TestRevivedPackCountsAgain(t *testing.T) {
+	ctx := context.Background()
+	r, st := repotest.New(t)
+	data := randomBytes(100000)
+	id := saveBlobs(t, r, [][]byte{data})[0]
+	loc, _, _ := r.Index().Lookup(ctx, id)
+	name := repo.PackName(loc.Pack)
+	saved, err := store.ReadAll(ctx, st, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.ForgetMissingPacks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, name, saved); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.ForgetMissingPacks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.LoadBlob(ctx, repo.BlobData, id, nil); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("blob of the revived pack: %v", err)
 	}
 }

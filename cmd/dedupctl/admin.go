@@ -164,6 +164,11 @@ func (a *app) indexCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withRepo(cmd.Context(), func(ctx context.Context, s *session) error {
+				// Refresh what this host records as lost against the pack
+				// listing: packs gone since, and packs put back.
+				if _, _, err := s.repo.ForgetMissingPacks(ctx); err != nil {
+					return err
+				}
 				if fromPacks {
 					st, err := s.repo.RebuildIndexFromPacks(ctx)
 					if err != nil {
