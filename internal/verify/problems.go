@@ -176,7 +176,7 @@ func hints(rep *Report) []string {
 		out = append(out, "run `dedupctl index rebuild --from-packs` to index the packs no intact index file lists")
 	}
 	if rep.BlobsToStoreAgain > 0 {
-		out = append(out, fmt.Sprintf("%d chunks of missing or damaged packs no longer count as stored: the next backup that reads their content stores them again, and `dedupctl backup --level full` re-reads every file; snapshots taken before still name the lost chunks", rep.BlobsToStoreAgain))
+		out = append(out, fmt.Sprintf("%d chunks of missing or damaged packs no longer count as stored: the next backup that reads their content stores them again (`dedupctl backup --level full` re-reads every file), and the snapshots named above restore fully once it has", rep.BlobsToStoreAgain))
 	}
 	if kinds[KindDamagedPack] && rep.BlobsRead == 0 {
 		out = append(out, "run `dedupctl verify --read-data` to find out which chunks of the damaged packs are lost")
