@@ -49,7 +49,8 @@ func (v *verifier) checkIndexFiles(ctx context.Context) error {
 			entries, err := v.vr.LoadIndexFile(gctx, id)
 			if err != nil {
 				if repo.IsDamage(err) {
-					v.pr.add(KindDamagedIndex, repo.IndexFileName(id), "", errDetail(err))
+					name := repo.IndexFileName(id)
+					v.pr.add(KindDamagedIndex, name, "", strings.TrimPrefix(errDetail(err), name+": "))
 					return nil
 				}
 				return fmt.Errorf("read index file %s: %w", id.Short(), err)
