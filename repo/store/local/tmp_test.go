@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -54,7 +55,10 @@ func TestRemoveStaleTemp(t *testing.T) {
 	for _, e := range left {
 		names = append(names, e.Name())
 	}
-	if len(names) != 2 || names[0] != live || names[1] != "put-4" {
+	slices.Sort(names)
+	want := []string{live, "put-4"}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
 		t.Errorf("left %v, want %s and put-4", names, live)
 	}
 }
