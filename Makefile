@@ -30,6 +30,8 @@ test-race: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime 20s ./repo/pack
 	$(GO) test -run '^$$' -fuzz FuzzLoadTree -fuzztime 20s ./repo
+	$(GO) test -run '^$$' -fuzz FuzzLoadIndexFile -fuzztime 20s ./repo
+	$(GO) test -run '^$$' -fuzz FuzzLoadSnapshot -fuzztime 20s ./repo
 
 # bench: stage benchmarks, the end-to-end suite on a local repository, the
 # S3 row on MinIO, and the disk image pipeline. Figures: docs/performance.md.

@@ -74,7 +74,7 @@ func has(txn *badger.Txn, key []byte) (bool, error) {
 // already present keeps its first location, as does an ID listed twice in
 // entries. Adding a file that is already marked does nothing.
 func (x *Index) AddIndexFile(ctx context.Context, file chunk.ID, entries []Entry) error {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return fmt.Errorf("index add file %s: %w", file.Short(), err)
 	}
 	x.wmu.Lock()
@@ -95,6 +95,10 @@ func (x *Index) addIndexFile(ctx context.Context, file chunk.ID, entries []Entry
 		return err
 	}
 
+	entries, err := x.withoutDamaged(entries)
+	if err != nil {
+		return err
+	}
 	// Sorted IDs make the existence checks walk the tables in order; the
 	// stable sort keeps the first of duplicate IDs first.
 	sorted := slices.Clone(entries)
@@ -233,10 +237,10 @@ func (x *Index) Count(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Reset drops all chunk entries and loaded-file marks; the files cache is
-// kept. A crash during Reset is finished by the next Open.
+// Reset drops all chunk entries and loaded-file marks; the files cache and
+// the damage records (see ForgetPack) are kept. A crash during Reset is finished by the next Open.
 func (x *Index) Reset(ctx context.Context) error {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return fmt.Errorf("index reset: %w", err)
 	}
 	x.wmu.Lock()

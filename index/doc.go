@@ -18,6 +18,8 @@
 //	's' + "generation"              -> uint64, raised by every Reset (absent: 1)
 //	's' + "runseq"                  -> uint64, the last backup run token handed out
 //	'r' + token (8)                 -> uint64 generation in which that run completed
+//	'x' + pack ID (32)              -> empty; the pack is lost, its blobs are not stored
+//	'b' + pack ID (32) + chunk ID (32) -> empty; that copy of the blob is damaged
 //
 // Integers are big-endian. Chunk entries name their pack by number because
 // the 32-byte pack ID would be most of every entry: with numbers, a million

@@ -19,6 +19,11 @@ const (
 
 	prefixPack    = 'p'
 	prefixPackNum = 'n'
+
+	// prefixLostPack and prefixBad record damage (see damage.go); Reset
+	// keeps them.
+	prefixLostPack = 'x'
+	prefixBad      = 'b'
 )
 
 const (

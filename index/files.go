@@ -64,7 +64,7 @@ func (x *Index) GetFile(ctx context.Context, ns string, path []byte) (FileState,
 // replacing earlier ones. It checks every key before writing any; the batch
 // is not atomic as a whole, which a cache does not need.
 func (x *Index) PutFiles(ctx context.Context, ns string, batch map[string]FileState) error {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return fmt.Errorf("files cache put: %w", err)
 	}
 	prefix, err := filePrefix(ns)
@@ -103,7 +103,7 @@ func (x *Index) PutFiles(ctx context.Context, ns string, batch map[string]FileSt
 // how many it deleted. It then reclaims value log space freed by replaced
 // entries with large chunk lists.
 func (x *Index) ExpireFiles(ctx context.Context, ns string, seenBefore int64) (int, error) {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return 0, fmt.Errorf("files cache expire: %w", err)
 	}
 	prefix, err := filePrefix(ns)

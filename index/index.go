@@ -90,6 +90,9 @@ func Open(ctx context.Context, opts Options) (*Index, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open index cache: %w", err)
 	}
+	if err := needSpace(dir, MinFreeSpace); err != nil {
+		return nil, fmt.Errorf("open index cache: %w", err)
+	}
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
@@ -175,6 +178,14 @@ func (x *Index) Dir() string { return x.dir }
 func (x *Index) Close() error {
 	if x.closed.Swap(true) {
 		return ErrClosed
+	}
+	if err := needSpace(x.dir, flushSpace); err != nil {
+		// Flushing the memtable would fill memory-mapped pages the kernel
+		// cannot back. Its contents are in badger's write-ahead log, which
+		// the next Open replays; until this process exits, badger keeps
+		// its own lock on the directory.
+		_ = x.lock.Close()
+		return fmt.Errorf("close index cache %s: left unflushed: %w", x.dir, err)
 	}
 	err := x.db.Close()
 	if err == nil {

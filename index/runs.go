@@ -19,7 +19,7 @@ import (
 
 // NewRun hands out a fresh run token.
 func (x *Index) NewRun(ctx context.Context) (uint64, error) {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return 0, fmt.Errorf("index new run: %w", err)
 	}
 	var token uint64
@@ -39,7 +39,7 @@ func (x *Index) NewRun(ctx context.Context) (uint64, error) {
 
 // CompleteRun marks a run complete in the current generation.
 func (x *Index) CompleteRun(ctx context.Context, token uint64) error {
-	if err := x.check(ctx); err != nil {
+	if err := x.checkWrite(ctx); err != nil {
 		return fmt.Errorf("index complete run: %w", err)
 	}
 	err := x.db.Update(func(txn *badger.Txn) error {

@@ -139,11 +139,13 @@ func (r *Repository) LoadBlobAt(ctx context.Context, id chunk.ID, loc index.Loca
 	sealed, err := store.ReadRange(ctx, r.store, packName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		if store.IsNotFound(err) {
+			r.seen.pack(loc.Pack)
 			return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: pack file missing", ErrDamaged)}
 		}
 		return nil, fmt.Errorf("read pack %s: %w", loc.Pack.Short(), err)
 	}
 	if len(sealed) != int(loc.Length) {
+		r.seen.blob(loc.Pack, id)
 		return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: pack truncated", ErrDamaged)}
 	}
 	return r.OpenSealed(id, loc, sealed, dst)
@@ -153,6 +155,7 @@ func (r *Repository) LoadBlobAt(ctx context.Context, id chunk.ID, loc index.Loca
 func (r *Repository) OpenSealed(id chunk.ID, loc index.Location, sealed, dst []byte) ([]byte, error) {
 	plain, err := r.openBlob(dst, uint8(loc.Type), id, sealed)
 	if err != nil {
+		r.seen.blob(loc.Pack, id)
 		return nil, &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: %v", ErrDamaged, err)}
 	}
 	if len(plain) != int(loc.RawLength) {
@@ -168,6 +171,7 @@ func (r *Repository) ReadPackRange(ctx context.Context, pack chunk.ID, offset, l
 	data, err := store.ReadRange(ctx, r.store, packName(pack), offset, length)
 	if err != nil {
 		if store.IsNotFound(err) {
+			r.seen.pack(pack)
 			return nil, &BlobError{Pack: pack, Err: fmt.Errorf("%w: pack file missing", ErrDamaged)}
 		}
 		return nil, fmt.Errorf("read pack %s: %w", pack.Short(), err)

@@ -46,10 +46,17 @@ func (r *Repository) saveIndexFile(ctx context.Context, packs []indexPack) (chun
 		return id, fmt.Errorf("write index file: %w", err)
 	}
 	if err := r.idx.AddIndexFile(ctx, id, entriesOf(packs)); err != nil {
-		return id, fmt.Errorf("record index file in the cache: %w", err)
+		return id, &cacheError{fmt.Errorf("record index file in the cache: %w", err)}
 	}
 	return id, nil
 }
+
+// cacheError is a failure of the local cache after the repository itself
+// was written: what was stored is safe, and the next SyncIndex loads it.
+type cacheError struct{ err error }
+
+func (e *cacheError) Error() string { return e.err.Error() }
+func (e *cacheError) Unwrap() error { return e.err }
 
 // saveSealed encodes v as CBOR, compresses, seals and stores it under
 // prefix + its storage ID.

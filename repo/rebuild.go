@@ -59,8 +59,40 @@ func (r *Repository) ListPacks(ctx context.Context, fn func(id chunk.ID, size in
 type RebuildFromPacksStats struct {
 	Packs          int
 	PacksRecovered int // packs no intact index file listed
-	DamagedPacks   []string
+	// DamagedPacks are packs no intact index file listed whose header
+	// does not open: their chunks stay unindexed.
+	DamagedPacks   []DamagedPack
 	IndexesRemoved int // damaged index files replaced
+}
+
+// DamagedPack is a pack whose chunks could not be indexed.
+type DamagedPack struct {
+	Name string
+	// Chunks estimates how many chunks the pack holds, from the length of
+	// its header (every entry takes about the same room); -1 when even the
+	// trailer that gives that length is damaged.
+	Chunks int
+	Err    error
+}
+
+// maxEntryBytes is about the largest CBOR encoding of one header entry
+// (see pack.EntrySize), so estimates from it err low rather than high.
+const maxEntryBytes = 61
+
+// estimateChunks guesses a damaged pack's chunk count from its trailer.
+func (r *Repository) estimateChunks(ctx context.Context, id chunk.ID, size int64) int {
+	if size < pack.TrailerSize {
+		return -1
+	}
+	trailer, err := store.ReadRange(ctx, r.store, packName(id), size-pack.TrailerSize, pack.TrailerSize)
+	if err != nil {
+		return -1
+	}
+	n, err := pack.ParseTrailer(trailer)
+	if err != nil {
+		return -1
+	}
+	return max(1, int((int64(n)-pack.HeaderSize(0, 0))/maxEntryBytes))
 }
 
 // RebuildIndexFromPacks reads every pack header and writes index files for
@@ -108,7 +140,9 @@ func (r *Repository) RebuildIndexFromPacks(ctx context.Context) (RebuildFromPack
 		entries, err := r.PackHeader(ctx, id, size)
 		if err != nil {
 			if isDamage(err) {
-				st.DamagedPacks = append(st.DamagedPacks, packName(id))
+				st.DamagedPacks = append(st.DamagedPacks, DamagedPack{
+					Name: packName(id), Chunks: r.estimateChunks(ctx, id, size), Err: err,
+				})
 				return nil
 			}
 			return err

@@ -106,6 +106,7 @@ type Repository struct {
 	decMeta *zstd.Decoder
 	// keyProblems are the key files skipped while opening.
 	keyProblems []KeyProblem
+	seen        *damageLog // what reads found lost (see ForgetDamageSeen)
 }
 
 // maxMetaSize bounds one decompressed tree, index file or manifest: about
@@ -248,7 +249,8 @@ func Open(ctx context.Context, s store.Store, password []byte, opts Options) (*R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, keyProblems: keyProblems, log: log, enc: enc, dec: dec, decMeta: decMeta}, nil
+	return &Repository{store: s, key: mk, cfg: cfg, keyID: keyID, keyProblems: keyProblems, log: log, enc: enc, dec: dec, decMeta: decMeta,
+		seen: &damageLog{}}, nil
 }
 
 func encoderLevel(name string) (zstd.EncoderLevel, error) {

@@ -2,7 +2,9 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/repo/pack"
-	"github.com/dedup-project/dedup/repo/store"
 )
 
 // WriterOptions tune one write session.
@@ -310,12 +311,12 @@ func (w *Writer) uploader() error {
 		case <-w.gctx.Done():
 			return w.gctx.Err()
 		}
-		err := w.r.store.Put(w.gctx, packName(p.id), p.data)
+		existed, err := w.r.putPack(w.gctx, p.id, p.data)
 		size := len(p.data)
-		if store.IsExists(err) {
+		if existed {
 			// Same name means same bytes: another writer uploaded this
 			// pack, and nothing more is stored.
-			err, size = nil, 0
+			size = 0
 			w.packsExisting.Add(1)
 		}
 		if p.pooled {
@@ -344,14 +345,40 @@ func (w *Writer) recordPack(ctx context.Context, id chunk.ID, entries []pack.Ent
 	if batch == nil {
 		return nil
 	}
-	return w.writeIndex(ctx, batch)
+	if err := w.writeIndex(ctx, batch); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// The packs stay pending and go into the next index file (or the
+		// last one, written by Finish, which fails the session if that
+		// write fails too): uploading goes on meanwhile.
+		w.r.log.Warn("index file not written; its packs are retried with the next one", "packs", len(batch), "err", err)
+	}
+	return nil
 }
 
+// writeIndex writes one index file for packs. On failure the packs are
+// put back among the unindexed ones, so a later write records them: a
+// pack no index file lists is invisible to every reader, and its blobs
+// would count as stored in this session only.
 func (w *Writer) writeIndex(ctx context.Context, packs []indexPack) error {
 	if len(packs) == 0 {
 		return nil
 	}
-	if _, err := w.r.saveIndexFile(ctx, packs); err != nil {
+	_, err := w.r.saveIndexFile(ctx, packs)
+	var ce *cacheError
+	if errors.As(err, &ce) {
+		// The index file is stored; only this host's cache missed it (a
+		// full disk, say). Its blobs stay pending, so this session still
+		// finds them, and the next session's sync loads the file.
+		w.r.log.Warn("index file stored but not recorded in the local cache", "err", err)
+		w.indexFiles.Add(1)
+		return nil
+	}
+	if err != nil {
+		w.imu.Lock()
+		w.unindexed = slices.Concat(packs, w.unindexed)
+		w.imu.Unlock()
 		return err
 	}
 	w.indexFiles.Add(1)

@@ -164,18 +164,20 @@ func (a *app) indexCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withRepo(cmd.Context(), func(ctx context.Context, s *session) error {
+				// Refresh what this host records as lost against the pack
+				// listing: packs gone since, and packs put back.
+				if _, _, err := s.repo.ForgetMissingPacks(ctx); err != nil {
+					return err
+				}
 				if fromPacks {
 					st, err := s.repo.RebuildIndexFromPacks(ctx)
 					if err != nil {
 						return err
 					}
-					for _, d := range st.DamagedPacks {
-						fmt.Fprintf(a.stderr, "damaged pack skipped: %s\n", d)
-					}
 					n, _ := s.idx.Count(ctx)
 					fmt.Fprintf(a.stdout, "read %d packs, %d not in any index file; replaced %d damaged index files; %d blobs indexed\n",
 						st.Packs, st.PacksRecovered, st.IndexesRemoved, n)
-					return nil
+					return damagedPacksError(a, st.DamagedPacks)
 				}
 				st, err := s.repo.RebuildIndex(ctx)
 				if err != nil {
@@ -193,4 +195,21 @@ func (a *app) indexCommand() *cobra.Command {
 	rebuild.Flags().BoolVar(&fromPacks, "from-packs", false, "read every pack header and write index files for packs no index file lists")
 	cmd.AddCommand(rebuild)
 	return cmd
+}
+
+// damagedPacksError names every pack index rebuild --from-packs had to
+// skip, and fails the command: their chunks are lost to every snapshot
+// that needs them.
+func damagedPacksError(a *app, damaged []repo.DamagedPack) error {
+	if len(damaged) == 0 {
+		return nil
+	}
+	for _, d := range damaged {
+		chunks := "an unknown number of chunks"
+		if d.Chunks >= 0 {
+			chunks = fmt.Sprintf("about %d chunks", d.Chunks)
+		}
+		fmt.Fprintf(a.stderr, "damaged pack %s skipped, %s not indexed: %v\n", d.Name, chunks, d.Err)
+	}
+	return fmt.Errorf("%d damaged packs could not be indexed; their chunks are lost (`dedupctl verify` names the snapshots and files that need them, and the next backup of those files stores them again)", len(damaged))
 }

@@ -260,6 +260,22 @@ func (a *app) planBackup(ctx context.Context, s *session, source string, f backu
 	if level != f.level {
 		a.info("no snapshot of source %q to compare with: running a full backup", source)
 	}
+	if n, size, err := s.repo.RemoveStaleUploads(ctx, time.Now()); err != nil {
+		a.info("warning: temporary files of interrupted backups not removed: %v", err)
+	} else if n > 0 {
+		a.info("removed %d temporary files (%s) that interrupted backups left in the repository", n, humanBytes(size))
+	}
+	if level == repo.LevelFull {
+		// A full backup must not trust the cache for packs lost since it
+		// was loaded: their chunks are stored again.
+		lost, dropped, err := s.repo.ForgetMissingPacks(ctx)
+		if err != nil {
+			return backupPlan{}, fmt.Errorf("check packs: %w", err)
+		}
+		if len(lost) > 0 {
+			a.info("%d packs are missing from the repository; this backup stores again what it finds of their %d chunks", len(lost), dropped)
+		}
+	}
 	uploads := f.uploads
 	if uploads == 0 {
 		// A local pack write takes milliseconds: one in flight keeps up and

@@ -46,6 +46,9 @@ type session struct {
 
 func (s *session) Close() {
 	if s.idx != nil {
+		// Chunks a read found lost stop counting as stored, so the next
+		// backup stores them again.
+		_, _ = s.repo.ForgetDamageSeen(context.Background())
 		s.idx.Close()
 	}
 	if s.tmp != "" {
@@ -92,6 +95,18 @@ func (a *app) open(ctx context.Context) (*session, error) {
 		s.tmp, err = os.MkdirTemp("", "dedup-index-")
 		if err == nil {
 			idx, err = index.Open(ctx, index.Options{Dir: s.tmp})
+		}
+	}
+	if errors.Is(err, index.ErrNoSpace) {
+		// A full disk under the cache would crash badger; a private copy
+		// elsewhere, rebuilt from the repository, lets the run go on.
+		a.info("index cache: %v; this run loads a private copy in %s", err, os.TempDir())
+		s.tmp, err = os.MkdirTemp("", "dedup-index-")
+		if err == nil {
+			idx, err = index.Open(ctx, index.Options{Dir: s.tmp})
+		}
+		if errors.Is(err, index.ErrNoSpace) {
+			err = fmt.Errorf("%w (free space there, or choose another place with --cache-dir or DEDUP_CACHE_DIR)", err)
 		}
 	}
 	if err != nil {

@@ -24,15 +24,23 @@ func (a *app) openSnapshot(ctx context.Context, name string) (*session, []*repo.
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sns, _, err := s.repo.Snapshots(ctx)
-	if err == nil {
-		name, err = domainSnapshotName(sns, name)
+	sns, sn, err := s.repo.ResolveSnapshot(ctx, name)
+	if err != nil && strings.HasPrefix(name, "latest:") {
+		// Users type latest:NAME for a domain whose source is
+		// HOST:domain:NAME; only a name that resolves to nothing as typed
+		// costs a second look at the manifests.
+		if all, _, lerr := s.repo.Snapshots(ctx); lerr == nil {
+			mapped, merr := domainSnapshotName(all, name)
+			switch {
+			case merr != nil:
+				err = merr
+			case mapped != name:
+				sns, sn, err = s.repo.ResolveSnapshot(ctx, mapped)
+			}
+		}
 	}
 	if err == nil {
-		var sn *repo.Snapshot
-		if sn, err = repo.FindSnapshot(sns, name); err == nil {
-			return s, sns, sn, nil
-		}
+		return s, sns, sn, nil
 	}
 	s.Close()
 	return nil, nil, nil, err

@@ -16,7 +16,12 @@ func (a *app) verifyCommand() *cobra.Command {
 		Short: "Check the repository's integrity",
 		Long: `verify checks that every snapshot's trees load, every chunk they name is
 indexed, and every indexed pack exists with the right size. --read-data also
-reads every pack, decrypts every chunk and checks it against its ID.`,
+reads every pack, decrypts every chunk and checks it against its ID.
+
+It judges the repository, not the local cache: chunks are looked up in the
+index files and in the headers of packs no index file lists. Chunks it finds
+missing or damaged no longer count as stored on this host, so the next backup
+that reads their content stores them again.`,
 		Example: "  dedupctl verify\n  dedupctl verify --read-data",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -55,6 +60,15 @@ reads every pack, decrypts every chunk and checks it against its ID.`,
 					fmt.Fprintf(a.stdout, ", read %s", humanBytes(rep.BytesRead))
 				}
 				fmt.Fprintln(a.stdout)
+				if rep.UnindexedPacks > 0 {
+					fmt.Fprintf(a.stdout, "%d packs are in no intact index file (a backup running or interrupted, or a damaged index file); their headers were read\n", rep.UnindexedPacks)
+				}
+				if n := len(rep.UnneededMissingPacks); n > 0 {
+					fmt.Fprintf(a.stdout, "%d packs listed by index files are missing, but every snapshot finds their chunks elsewhere\n", n)
+				}
+				for _, h := range rep.Hints {
+					fmt.Fprintln(a.stderr, "hint: "+h)
+				}
 			}
 			if !rep.OK() {
 				return fmt.Errorf("verify found %d problems", len(rep.Problems))
@@ -88,7 +102,7 @@ func (a *app) statsCommand() *cobra.Command {
 			}
 			if a.jsonOut {
 				a.printJSON(st)
-				return nil
+				return statsIncomplete(st)
 			}
 			fmt.Fprintf(a.stdout, "snapshots:      %d\n", st.Snapshots)
 			fmt.Fprintf(a.stdout, "logical bytes:  %s\n", humanBytes(st.LogicalBytes))
@@ -97,7 +111,17 @@ func (a *app) statsCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "dedup ratio:    %.2fx\n", st.DedupRatio)
 			fmt.Fprintf(a.stdout, "chunks:         %d\n", st.Chunks)
 			fmt.Fprintf(a.stdout, "packs:          %d\n", st.Packs)
-			return nil
+			return statsIncomplete(st)
 		},
 	}
+}
+
+// statsIncomplete makes stats exit 3 when snapshots could not be counted
+// in full, naming them.
+func statsIncomplete(st *verify.Stats) error {
+	if st.Complete() {
+		return nil
+	}
+	return &partialError{msg: fmt.Sprintf("damaged snapshots not fully counted: %s (run `dedupctl verify`)",
+		strings.Join(st.DamagedSnapshots, ", "))}
 }

@@ -109,22 +109,46 @@ func TestInconsistentSizes(t *testing.T) {
 	tr := newTestRepo(t)
 	tr.imageSnapshot(func(ref *repo.ImageRef, seg *repo.ImageSegment, file *repo.Node) {
 		seg.Extents[1].Length = testChunk - 1 // the chunk holds more
-		seg.Extents = append(seg.Extents, repo.ImageExtent{Offset: 4 * testChunk, Length: testChunk, ID: seg.Extents[0].ID})
-		file.Meta.Size++ // the file records more than its chunks hold
+		file.Meta.Size++                      // the file records more than its chunks hold
 	})
 	rep := tr.verify(false)
 	dumpProblems(t, rep)
-	var sizes, outside int
+	var sizes int
 	for _, p := range rep.Problems {
-		switch p.Kind {
-		case KindSizeMismatch:
+		if p.Kind == KindSizeMismatch {
 			sizes++
-		case KindDamagedTree:
-			outside++
 		}
 	}
-	if sizes != 2 || outside != 1 || len(rep.Problems) != 3 {
-		t.Errorf("%d size mismatches and %d extents outside the image, want 2 and 1", sizes, outside)
+	if sizes != 2 || len(rep.Problems) != 2 {
+		t.Errorf("%d size mismatches, want 2 and nothing else", sizes)
+	}
+}
+
+// TestImageMapCheckedAsRestoreDoes: an image map a restore would refuse
+// (an extent outside the image, unaligned, or overlapping the one before)
+// is reported as a damaged tree.
+func TestImageMapCheckedAsRestoreDoes(t *testing.T) {
+	cases := map[string]func(seg *repo.ImageSegment){
+		"outside": func(seg *repo.ImageSegment) {
+			seg.Extents = append(seg.Extents, repo.ImageExtent{Offset: 4 * testChunk, Length: testChunk, ID: seg.Extents[0].ID})
+		},
+		"unaligned": func(seg *repo.ImageSegment) {
+			seg.Extents[1].Offset = testChunk + testChunk/2
+		},
+		"overlapping": func(seg *repo.ImageSegment) {
+			seg.Extents[1].Offset = 0
+		},
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			tr := newTestRepo(t)
+			tr.imageSnapshot(func(_ *repo.ImageRef, seg *repo.ImageSegment, _ *repo.Node) { edit(seg) })
+			rep := tr.verify(false)
+			if p := findProblem(rep, KindDamagedTree, ""); p == nil || len(p.Files) != 1 || p.Files[0] != "/disk.img" {
+				dumpProblems(t, rep)
+				t.Fatalf("damaged-tree %+v, want /disk.img named", p)
+			}
+		})
 	}
 }
 
@@ -143,5 +167,21 @@ func TestDamagedImageMap(t *testing.T) {
 	if p == nil || p.Blob != seg.String() || p.Files[0] != "/disk.img" {
 		dumpProblems(t, rep)
 		t.Fatalf("damaged-tree %+v, want the image map of /disk.img", p)
+	}
+}
+
+// TestSharedSegmentCheckedPerImage: a map segment found sound in one image
+// is checked again against another image that is too small for it.
+func TestSharedSegmentCheckedPerImage(t *testing.T) {
+	tr := newTestRepo(t)
+	tr.imageSnapshot(nil)
+	small := tr.imageSnapshot(func(ref *repo.ImageRef, _ *repo.ImageSegment, _ *repo.Node) {
+		ref.VirtualSize = 2 * testChunk // the extent at 2 chunks lies outside
+	})
+	rep := tr.verify(false)
+	p := findProblem(rep, KindDamagedTree, "")
+	if p == nil || len(p.Snapshots) != 1 || p.Snapshots[0] != small.ID.Short() {
+		dumpProblems(t, rep)
+		t.Fatalf("damaged-tree %+v, want the smaller image's snapshot named", p)
 	}
 }

@@ -4,74 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/index"
 	"github.com/dedup-project/dedup/repo"
-	"github.com/dedup-project/dedup/repo/crypto"
 	"github.com/dedup-project/dedup/repo/pack"
 	"github.com/dedup-project/dedup/repo/store"
 )
 
-// packSummary is what the index files say about one pack, reduced to the
-// few numbers that fix its size, so memory grows with the number of packs
-// (about 100 bytes each, some 6 MiB per TiB of 16 MiB packs) and not with
-// the number of blobs.
+// packSummary is what the index files say about one pack: its layout
+// (repo.PackLayout, which fixes its size) and where it is listed, about
+// 100 bytes each, some 6 MiB per TiB of 16 MiB packs.
 type packSummary struct {
-	file  int   // position in verifier.indexFiles of the index file that lists it
-	blobs int   // entries
-	end   int64 // end of the blob area
-	hdr   int64 // bytes of the entries' CBOR encodings, without the array head
-	seen  bool  // found in the store listing
+	file int // position in verifier.indexFiles of the index file that lists it
+	repo.PackLayout
+	seen bool // found in the store listing
 }
 
-func (s *packSummary) addEntry(e pack.Entry) {
-	s.blobs++
-	s.end = max(s.end, int64(e.Offset)+int64(e.Length))
-	s.hdr += entrySize(e)
-}
-
-// size is the pack size its entries imply: the pack layout (see package
-// pack) is the blobs, then the sealed CBOR array of entries, then the trailer.
-func (s *packSummary) size() int64 {
-	return s.end + crypto.Overhead + cborHeadSize(s.blobs) + s.hdr + pack.TrailerSize
-}
-
-func (s *packSummary) same(o *packSummary) bool {
-	return s.blobs == o.blobs && s.end == o.end && s.hdr == o.hdr
-}
-
-// entrySize is the length of e's CBOR encoding as pack headers hold it. An
-// array's encoding is its head followed by its items' encodings, so a
-// header's size is the sum of these plus cborHeadSize.
-func entrySize(e pack.Entry) int64 {
-	b, err := cbor.Marshal(e)
-	if err != nil {
-		// Entry is a fixed struct of integers and a byte array; encoding
-		// it cannot fail.
-		panic(err)
-	}
-	return int64(len(b))
-}
-
-// cborHeadSize is the length of the head of a CBOR array of n items.
-func cborHeadSize(n int) int64 {
-	switch {
-	case n < 24:
-		return 1
-	case n < 1<<8:
-		return 2
-	case n < 1<<16:
-		return 3
-	case n < 1<<32:
-		return 5
-	}
-	return 9
+func (s *packSummary) same(o *repo.PackLayout) bool {
+	return s.Blobs == o.Blobs && s.End == o.End && s.Size() == o.Size()
 }
 
 func packEntry(e index.Entry) pack.Entry {
@@ -80,7 +34,7 @@ func packEntry(e index.Entry) pack.Entry {
 
 // checkIndexFiles opens every index file and summarises the packs they list.
 func (v *verifier) checkIndexFiles(ctx context.Context) error {
-	ids, err := v.rp.IndexFiles(ctx)
+	ids, err := v.vr.IndexFiles(ctx)
 	if err != nil {
 		return fmt.Errorf("list index files: %w", err)
 	}
@@ -92,33 +46,42 @@ func (v *verifier) checkIndexFiles(ctx context.Context) error {
 	for ord, id := range ids {
 		g.Go(func() error {
 			defer v.prog.step()
-			entries, err := v.rp.LoadIndexFile(gctx, id)
+			entries, err := v.vr.LoadIndexFile(gctx, id)
 			if err != nil {
 				if repo.IsDamage(err) {
-					v.pr.add(KindDamagedIndex, "index/"+id.String(), "", errDetail(err))
+					name := repo.IndexFileName(id)
+					v.pr.add(KindDamagedIndex, name, "", strings.TrimPrefix(errDetail(err), name+": "))
 					return nil
 				}
 				return fmt.Errorf("read index file %s: %w", id.Short(), err)
 			}
-			v.mu.Lock()
-			defer v.mu.Unlock()
-			for _, e := range entries {
-				s := v.packs[e.Pack]
-				if s == nil {
-					s = &packSummary{file: ord}
-					v.packs[e.Pack] = s
-				}
-				// A pack uploaded by two hosts at once is listed by both
-				// their index files; count its entries once.
-				if s.file == ord {
-					s.addEntry(packEntry(e))
-					v.rep.Blobs++
-				}
+			v.summarise(ord, entries)
+			if err := v.idx.AddIndexFile(gctx, id, entries); err != nil {
+				return fmt.Errorf("index file %s: %w", id.Short(), err)
 			}
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// summarise adds the packs index file ord lists to the pack table.
+func (v *verifier) summarise(ord int, entries []index.Entry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, e := range entries {
+		s := v.packs[e.Pack]
+		if s == nil {
+			s = &packSummary{file: ord}
+			v.packs[e.Pack] = s
+		}
+		// A pack uploaded by two hosts at once is listed by both
+		// their index files; count its entries once.
+		if s.file == ord {
+			s.Add(packEntry(e))
+			v.rep.Blobs++
+		}
+	}
 }
 
 type packInfo struct {
@@ -130,7 +93,7 @@ type packInfo struct {
 // the index files say. It returns the listing for the data pass.
 func (v *verifier) checkPackList(ctx context.Context) ([]packInfo, error) {
 	var packs []packInfo
-	if err := v.rp.ListPacks(ctx, func(id chunk.ID, size int64) error {
+	if err := v.vr.ListPacks(ctx, func(id chunk.ID, size int64) error {
 		packs = append(packs, packInfo{id, size})
 		return nil
 	}); err != nil {
@@ -146,7 +109,7 @@ func (v *verifier) checkPackList(ctx context.Context) ([]packInfo, error) {
 			continue
 		}
 		s.seen = true
-		if want := s.size(); want != pi.size {
+		if want := s.Size(); want != pi.size {
 			p := v.pr.add(KindDamagedPack, repo.PackName(pi.id), "",
 				fmt.Sprintf("size %d bytes, the index files imply %d", pi.size, want))
 			v.pr.markWholePack(pi.id, p)
@@ -155,11 +118,65 @@ func (v *verifier) checkPackList(ctx context.Context) ([]packInfo, error) {
 	for id, s := range v.packs {
 		if !s.seen {
 			p := v.pr.add(KindMissingPack, repo.PackName(id), "",
-				fmt.Sprintf("listed by index file %s with %d blobs, not in the store", v.indexFiles[s.file].Short(), s.blobs))
+				fmt.Sprintf("listed by index file %s with %d blobs, not in the store", v.indexFiles[s.file].Short(), s.Blobs))
 			v.pr.markWholePack(id, p)
+			v.lose(repo.Lost{Pack: id}, s.Blobs)
 		}
 	}
+	if err := v.readUnindexed(ctx, packs); err != nil {
+		return nil, err
+	}
 	return packs, nil
+}
+
+// readUnindexed opens the headers of the packs no index file lists and
+// adds their blobs to the verifier's index, after everything the index
+// files say. A snapshot that needs one of them is then reported as
+// depending on an unindexed pack, which `index rebuild --from-packs`
+// repairs, rather than as missing data.
+func (v *verifier) readUnindexed(ctx context.Context, packs []packInfo) error {
+	var todo []packInfo
+	for _, pi := range packs {
+		if v.packs[pi.id] == nil {
+			todo = append(todo, pi)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(v.opts.Workers)
+	for _, pi := range todo {
+		g.Go(func() error {
+			entries, err := v.vr.PackHeader(gctx, pi.id, pi.size)
+			if err != nil {
+				if repo.IsDamage(err) {
+					v.pr.add(KindDamagedPack, repo.PackName(pi.id), "",
+						"in no index file, and its header does not open: "+errDetail(err))
+					return nil
+				}
+				if store.IsNotFound(err) {
+					return nil // removed since it was listed
+				}
+				return fmt.Errorf("read header of pack %s: %w", pi.id.Short(), err)
+			}
+			v.mu.Lock()
+			v.unindexed[pi.id] = pi.size
+			v.mu.Unlock()
+			return v.addPack(gctx, pi.id, entries)
+		})
+	}
+	return g.Wait()
+}
+
+// addPack adds the blobs a pack header lists to the verifier's index.
+func (v *verifier) addPack(ctx context.Context, id chunk.ID, entries []pack.Entry) error {
+	ie := make([]index.Entry, len(entries))
+	for i, e := range entries {
+		ie[i] = index.Entry{ID: e.ID, Location: index.Location{
+			Pack: id, Type: index.BlobType(e.Type), Offset: e.Offset, Length: e.Length, RawLength: e.RawLength,
+		}}
+	}
+	// Named by the pack: the verifier's index is private and thrown
+	// away, and pack IDs never collide with index files'.
+	return v.idx.AddIndexFile(ctx, id, ie)
 }
 
 // readPacks is the data pass: every pack is read whole once, and every blob
@@ -199,13 +216,14 @@ func (v *verifier) readPacks(ctx context.Context, packs []packInfo) error {
 // readPack checks one pack. buf and plain are the worker's reusable buffers.
 func (v *verifier) readPack(ctx context.Context, pi packInfo, buf, plain []byte) ([]byte, []byte, error) {
 	name := repo.PackName(pi.id)
-	data, buf, err := readObject(ctx, v.st, name, pi.size, buf)
+	data, buf, err := v.vr.ReadPack(ctx, pi.id, pi.size, buf)
 	if err != nil {
 		if store.IsNotFound(err) {
 			// Deleted since it was listed; only a problem if indexed.
 			if v.packs[pi.id] != nil {
 				p := v.pr.add(KindMissingPack, name, "", "vanished while being verified")
 				v.pr.markWholePack(pi.id, p)
+				v.lose(repo.Lost{Pack: pi.id}, v.packs[pi.id].Blobs)
 			}
 			return buf, plain, nil
 		}
@@ -214,11 +232,11 @@ func (v *verifier) readPack(ctx context.Context, pi packInfo, buf, plain []byte)
 	v.bytesRead.Add(int64(len(data)))
 
 	var faults []string
-	if crypto.StorageID(data) != pi.id {
+	if !repo.PackNameMatches(pi.id, data) {
 		faults = append(faults, "content does not match its name")
 	}
 	sum := v.packs[pi.id]
-	entries, herr := v.rp.ParsePack(data)
+	entries, herr := v.vr.ParsePack(data)
 	switch {
 	case herr != nil:
 		faults = append(faults, "header: "+herr.Error())
@@ -232,14 +250,14 @@ func (v *verifier) readPack(ctx context.Context, pi packInfo, buf, plain []byte)
 			return buf, plain, err
 		}
 	case sum != nil:
-		var got packSummary
+		var got repo.PackLayout
 		for _, e := range entries {
-			got.addEntry(e)
+			got.Add(e)
 		}
-		if !got.same(sum) {
+		if !sum.same(&got) {
 			v.pr.add(KindPackMismatch, name, "", fmt.Sprintf(
 				"header lists %d blobs in %d bytes, the index files %d blobs in %d bytes",
-				got.blobs, got.end, sum.blobs, sum.end))
+				got.Blobs, got.End, sum.Blobs, sum.End))
 		}
 	}
 
@@ -256,7 +274,7 @@ func (v *verifier) readPack(ctx context.Context, pi packInfo, buf, plain []byte)
 		}
 		loc := index.Location{Pack: pi.id, Type: index.BlobType(e.Type), Offset: e.Offset, Length: e.Length, RawLength: e.RawLength}
 		var oerr error
-		plain, oerr = v.rp.OpenSealed(e.ID, loc, data[e.Offset:end], plain)
+		plain, oerr = v.vr.OpenSealed(e.ID, loc, data[e.Offset:end], plain)
 		if oerr != nil {
 			damaged = append(damaged, bad{e.ID, errDetail(oerr)})
 		}
@@ -273,8 +291,13 @@ func (v *verifier) readPack(ctx context.Context, pi packInfo, buf, plain []byte)
 		detail += fmt.Sprintf("%d of %d blobs damaged", len(damaged), len(entries))
 	}
 	packP := v.pr.add(KindDamagedPack, name, "", detail)
+	lost := make([]chunk.ID, 0, len(damaged))
 	for _, d := range damaged {
 		v.pr.markDamaged(d.id, v.pr.add(KindDamagedBlob, name, d.id.String(), d.msg), packP)
+		lost = append(lost, d.id)
+	}
+	if len(lost) > 0 {
+		v.lose(repo.Lost{Pack: pi.id, Blobs: lost}, len(lost))
 	}
 	if entries != nil {
 		// Which blobs are lost is known now; the rest of the pack is sound.
@@ -285,7 +308,7 @@ func (v *verifier) readPack(ctx context.Context, pi packInfo, buf, plain []byte)
 
 // indexedEntries returns what index file ord lists for pack id.
 func (v *verifier) indexedEntries(ctx context.Context, ord int, id chunk.ID) ([]pack.Entry, error) {
-	all, err := v.rp.LoadIndexFile(ctx, v.indexFiles[ord])
+	all, err := v.vr.LoadIndexFile(ctx, v.indexFiles[ord])
 	if err != nil {
 		if repo.IsDamage(err) {
 			return nil, nil // it opened before; now it is reported by the next run
@@ -299,24 +322,6 @@ func (v *verifier) indexedEntries(ctx context.Context, ord int, id chunk.ID) ([]
 		}
 	}
 	return out, nil
-}
-
-// readObject reads a whole object of the listed size into buf, growing it
-// as needed. A shorter object gives what there is.
-func readObject(ctx context.Context, s store.Store, name string, size int64, buf []byte) (data, newBuf []byte, err error) {
-	rc, err := s.Get(ctx, name, 0, -1)
-	if err != nil {
-		return nil, buf, err
-	}
-	defer rc.Close()
-	if int64(cap(buf)) < size {
-		buf = make([]byte, size)
-	}
-	n, err := io.ReadFull(rc, buf[:size])
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, buf, err
-	}
-	return buf[:n], buf, nil
 }
 
 // errDetail is the message of a damage error without the wrapping that

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ const (
 	KindDamagedTree     = "damaged-tree"     // a tree or image map does not load or is inconsistent
 	KindSizeMismatch    = "size-mismatch"    // a file's recorded size differs from its chunks
 	KindDamagedKey      = "damaged-key"      // a key file is not intact
+	KindUnindexedPack   = "unindexed-pack"   // a snapshot needs a pack no intact index file lists
 )
 
 // maxFiles bounds the paths listed per problem: enough to act on, while a
@@ -161,4 +163,45 @@ func (c *collector) sorted() []Problem {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Object, b.Object), cmp.Compare(a.Blob, b.Blob))
 	})
 	return out
+}
+
+// hints says, one line per remedy, what repairs the problems in rep.
+func hints(rep *Report) []string {
+	kinds := map[string]bool{}
+	for _, p := range rep.Problems {
+		kinds[p.Kind] = true
+	}
+	var out []string
+	if kinds[KindDamagedIndex] || kinds[KindUnindexedPack] {
+		out = append(out, "run `dedupctl index rebuild --from-packs` to index the packs no intact index file lists")
+	}
+	if rep.BlobsToStoreAgain > 0 {
+		out = append(out, fmt.Sprintf("%d chunks of missing or damaged packs no longer count as stored: the next backup that reads their content stores them again (`dedupctl backup --level full` re-reads every file), and the snapshots named above restore fully once it has", rep.BlobsToStoreAgain))
+	}
+	if kinds[KindDamagedPack] && rep.BlobsRead == 0 {
+		out = append(out, "run `dedupctl verify --read-data` to find out which chunks of the damaged packs are lost")
+	}
+	if kinds[KindMissingBlob] || kinds[KindDamagedTree] || kinds[KindSizeMismatch] {
+		out = append(out, "files of the snapshots named above cannot be restored intact; `dedupctl backup --level full` of their sources stores them again")
+	}
+	if kinds[KindDamagedSnapshot] {
+		out = append(out, "a damaged snapshot manifest cannot be repaired; the snapshot's data stays usable by the others")
+	}
+	if kinds[KindDamagedKey] {
+		out = append(out, "remove a damaged key file with `dedupctl key remove ID` and add a new password with `dedupctl key add`")
+	}
+	return out
+}
+
+// splitUnneeded takes out the missing packs no snapshot depends on.
+func splitUnneeded(ps []Problem) (problems []Problem, unneeded []string) {
+	problems = ps[:0]
+	for _, p := range ps {
+		if p.Kind == KindMissingPack && p.FileCount == 0 {
+			unneeded = append(unneeded, p.Object)
+			continue
+		}
+		problems = append(problems, p)
+	}
+	return problems, unneeded
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/index"
@@ -33,7 +32,14 @@ type Stats struct {
 	// DamagedTrees counts trees that did not load; what lies below them is
 	// missing from LogicalBytes. Run Run to find out more.
 	DamagedTrees int `json:"damaged_trees,omitempty"`
+	// DamagedSnapshots names the snapshots not fully counted: short IDs of
+	// those with trees that did not load, and the object names of
+	// manifests that do not open.
+	DamagedSnapshots []string `json:"damaged_snapshots,omitempty"`
 }
+
+// Complete reports whether every snapshot was counted in full.
+func (s *Stats) Complete() bool { return len(s.DamagedSnapshots) == 0 }
 
 // ComputeStats measures the repository. Distinct chunks are counted by
 // scanning the index cache (brought up to date first) rather than by
@@ -51,7 +57,7 @@ func ComputeStats(ctx context.Context, rp *repo.Repository) (*Stats, error) {
 	var st Stats
 	err := rp.Store().List(ctx, "", func(fi store.Info) error {
 		st.StoredBytes += fi.Size
-		if strings.HasPrefix(fi.Name, "data/") {
+		if repo.IsPackName(fi.Name) {
 			st.Packs++
 			st.PackBytes += fi.Size
 		}
@@ -70,16 +76,21 @@ func ComputeStats(ctx context.Context, rp *repo.Repository) (*Stats, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	sns, _, err := rp.Snapshots(ctx)
+	sns, damaged, err := rp.Snapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	st.Snapshots = len(sns)
+	st.DamagedSnapshots = damaged
 	sz := &sizer{rp: rp, memo: map[chunk.ID]int64{}}
 	for _, sn := range sns {
+		before := sz.lossSeen
 		n, err := sz.tree(ctx, sn.Tree)
 		if err != nil {
 			return nil, fmt.Errorf("stats: snapshot %s: %w", sn.ID.Short(), err)
+		}
+		if sz.lossSeen > before {
+			st.DamagedSnapshots = append(st.DamagedSnapshots, sn.ID.Short())
 		}
 		st.LogicalBytes += n
 	}
@@ -96,20 +107,38 @@ type sizer struct {
 	rp      *repo.Repository
 	memo    map[chunk.ID]int64 // bounded by maxMemo, like verifier.clean
 	damaged int
+	// partial marks memoised trees whose total left out a damaged subtree,
+	// so a later snapshot sharing them is named too.
+	partial map[chunk.ID]bool
+	// lossSeen counts damaged trees met, memoised ones included.
+	lossSeen int
 }
 
 func (s *sizer) tree(ctx context.Context, id chunk.ID) (int64, error) {
 	if n, ok := s.memo[id]; ok {
+		if s.partial[id] {
+			s.lossSeen++
+		}
 		return n, nil
 	}
+	before := s.lossSeen
 	t, err := s.rp.LoadTree(ctx, id)
 	if err != nil {
 		if repo.IsDamage(err) || errors.Is(err, repo.ErrMissing) {
 			s.damaged++
+			s.lossSeen++
 			return 0, nil
 		}
 		return 0, err
 	}
+	defer func() {
+		if s.lossSeen > before {
+			if s.partial == nil || len(s.partial) >= maxMemo {
+				s.partial = map[chunk.ID]bool{}
+			}
+			s.partial[id] = true
+		}
+	}()
 	var total int64
 	for i := range t.Nodes {
 		n := &t.Nodes[i]

@@ -2,7 +2,11 @@ package verify
 
 import (
 	"context"
+	"slices"
 	"testing"
+
+	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/repo"
 )
 
 func TestStatsShowDedup(t *testing.T) {
@@ -60,5 +64,34 @@ func TestStatsCancelled(t *testing.T) {
 	cancel()
 	if _, err := ComputeStats(ctx, tr.rp); err == nil {
 		t.Fatal("cancelled ComputeStats succeeded")
+	}
+}
+
+// TestStatsNameDamagedSnapshots: a snapshot whose root tree is missing,
+// one sharing a damaged subtree, and a manifest that does not open are
+// named, not silently left out.
+func TestStatsNameDamagedSnapshots(t *testing.T) {
+	ctx := context.Background()
+	tr := newTestRepo(t)
+	src, _ := sourceTree(t)
+	good := tr.backup(src)
+	var ghost chunk.ID
+	ghost[0] = 0xab
+	lost := &repo.Snapshot{TimeNs: 5, Source: "x", Level: repo.LevelFull, Tree: ghost}
+	if _, err := tr.rp.SaveSnapshot(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	broken := &repo.Snapshot{TimeNs: 6, Source: "y", Level: repo.LevelFull, Tree: good.Tree}
+	if _, err := tr.rp.SaveSnapshot(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	tr.store.Corrupt("snapshots/"+broken.ID.String(), 10)
+	st, err := ComputeStats(ctx, tr.rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Complete() || !slices.Contains(st.DamagedSnapshots, lost.ID.Short()) ||
+		!slices.Contains(st.DamagedSnapshots, "snapshots/"+broken.ID.String()) || slices.Contains(st.DamagedSnapshots, good.ID.Short()) {
+		t.Errorf("damaged snapshots %v, want %s and the broken manifest only", st.DamagedSnapshots, lost.ID.Short())
 	}
 }

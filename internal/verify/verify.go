@@ -2,9 +2,9 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/index"
 	"github.com/dedup-project/dedup/repo"
-	"github.com/dedup-project/dedup/repo/store"
 )
 
 // Options tune a verification run.
@@ -27,6 +27,9 @@ type Options struct {
 	// at least 2.
 	Workers int
 	Logger  *slog.Logger
+	// TempDir holds the verifier's own index while it runs (default: the
+	// system's temporary directory). It takes about 70 bytes per blob.
+	TempDir string
 	// Progress, if set, is called as objects are checked: index files,
 	// packs (with ReadData) and snapshots. total grows as each phase
 	// learns how many objects it has.
@@ -39,11 +42,22 @@ type Report struct {
 	Trees     int `json:"trees"`     // trees and image maps loaded
 	Blobs     int `json:"blobs"`     // blobs the index files list
 	Packs     int `json:"packs"`     // pack objects in the store
-	// UnindexedPacks counts packs no index file lists: uploads of a backup
-	// still running or one that was interrupted. They are not problems;
-	// nothing refers to them, and prune removes them.
+	// UnindexedPacks counts packs no intact index file lists: uploads of a
+	// backup still running or one that was interrupted, or packs whose
+	// index file is damaged. Their headers are read; a snapshot that needs
+	// one is reported (KindUnindexedPack).
 	UnindexedPacks int `json:"unindexed_packs"`
-	IndexFiles     int `json:"index_files"` // index files in the store
+	// BlobsToStoreAgain counts the blobs of missing packs and the damaged
+	// blobs found. They no longer count as stored: the next backup that
+	// meets their content stores it again, and a full backup re-reads
+	// everything. Snapshots taken before keep naming the lost copies.
+	BlobsToStoreAgain int `json:"blobs_to_store_again"`
+	// UnneededMissingPacks names packs that index files list but the store
+	// no longer holds, whose blobs no snapshot needs from them: every
+	// snapshot finds those blobs in other packs (stored again since the
+	// loss). They are not problems.
+	UnneededMissingPacks []string `json:"unneeded_missing_packs,omitempty"`
+	IndexFiles           int      `json:"index_files"` // index files in the store
 	// References counts the chunk references of files and images checked
 	// against the index.
 	References int64 `json:"references"`
@@ -52,15 +66,17 @@ type Report struct {
 	// BytesRead counts pack bytes read by the data pass.
 	BytesRead int64     `json:"bytes_read"`
 	Problems  []Problem `json:"problems"`
+	// Hints say what repairs the problems found, one line each.
+	Hints []string `json:"hints,omitempty"`
 }
 
 // OK reports whether no problem was found.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 type verifier struct {
-	rp   *repo.Repository
-	st   store.Store
-	idx  repo.Index
+	rp   *repo.Repository // the caller's, whose cache learns what was lost
+	vr   *repo.Repository // the same repository read through idx
+	idx  *index.Index     // private, built from index files and pack headers
 	opts Options
 	log  *slog.Logger
 	pr   *collector
@@ -70,8 +86,12 @@ type verifier struct {
 	mu         sync.Mutex // guards packs while the index files are read, and rep.Blobs
 	indexFiles []chunk.ID
 	packs      map[chunk.ID]*packSummary
+	unindexed  map[chunk.ID]int64 // size of each pack in no intact index file
+	lost       []repo.Lost
+	lostBlobs  map[string]int // by pack object name
 
-	clean idSet // trees and image maps already found sound
+	clean     idSet  // trees already found sound
+	cleanSegs segSet // image map segments already found sound
 
 	trees, refs, blobsRead, bytesRead atomic.Int64
 }
@@ -80,12 +100,12 @@ type verifier struct {
 // problem it finds in the Report; its error is only for failures to do
 // the checking (the store unreachable, ctx cancelled).
 //
-// The index cache is first brought up to date with the repository's index
-// files (rp.SyncIndex); blob references are checked against it.
-func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error) {
-	if rp.Index() == nil {
-		return nil, errors.New("verify: the repository has no index cache attached")
-	}
+// It judges the repository alone: blob references are checked against an
+// index of its own, built from the index files and the headers of packs
+// no index file lists, never against the host's cache. What it finds
+// lost is then recorded in the cache attached to rp, if any, so backups
+// on this host store it again (repo.ForgetLost).
+func Run(ctx context.Context, rp *repo.Repository, opts Options) (rep *Report, err error) {
 	if opts.Workers <= 0 {
 		opts.Workers = max(2, runtime.GOMAXPROCS(0))
 	}
@@ -93,21 +113,32 @@ func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &verifier{
-		rp: rp, st: rp.Store(), idx: rp.Index(), opts: opts, log: log,
-		pr: newCollector(), prog: &progress{fn: opts.Progress}, rep: &Report{},
-		packs: map[chunk.ID]*packSummary{},
-	}
-	start := time.Now()
-	// Manifests are listed before the index is synced: a backup writes its
-	// index files before its manifest, so every snapshot seen here has its
-	// blobs in the index files the sync then loads, even while backups run.
-	sns, damaged, err := rp.Snapshots(ctx)
+	dir, err := os.MkdirTemp(opts.TempDir, "dedup-verify-")
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	if _, err := rp.SyncIndex(ctx); err != nil {
-		return nil, fmt.Errorf("verify: update the index cache: %w", err)
+	defer os.RemoveAll(dir)
+	idx, err := index.Open(ctx, index.Options{Dir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	defer func() {
+		if cerr := idx.Close(); err == nil && cerr != nil {
+			rep, err = nil, fmt.Errorf("verify: %w", cerr)
+		}
+	}()
+	v := &verifier{
+		rp: rp, vr: rp.WithIndex(idx), idx: idx, opts: opts, log: log,
+		pr: newCollector(), prog: &progress{fn: opts.Progress}, rep: &Report{},
+		packs: map[chunk.ID]*packSummary{}, unindexed: map[chunk.ID]int64{}, lostBlobs: map[string]int{},
+	}
+	start := time.Now()
+	// Manifests are listed before the index files: a backup writes its
+	// index files before its manifest, so every snapshot seen here has its
+	// blobs in the index files read next, even while backups run.
+	sns, damaged, err := rp.Snapshots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
 	}
 	for _, name := range damaged {
 		v.pr.add(KindDamagedSnapshot, name, "", "manifest does not open")
@@ -133,6 +164,11 @@ func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error
 		log.Debug("packs read", "packs", len(packs), "bytes", v.bytesRead.Load())
 	}
 	packs = nil //nolint:ineffassign // drops the pack table before the walk, which can be long
+	if len(v.lost) > 0 {
+		if err := v.relocate(ctx); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+	}
 	// The walk runs last, so it can name the snapshots and files behind
 	// every problem the passes above found.
 	g, gctx := errgroup.WithContext(ctx)
@@ -154,9 +190,30 @@ func Run(ctx context.Context, rp *repo.Repository, opts Options) (*Report, error
 	v.rep.BlobsRead = v.blobsRead.Load()
 	v.rep.BytesRead = v.bytesRead.Load()
 	v.rep.Problems = v.pr.sorted()
+	v.rep.Problems, v.rep.UnneededMissingPacks = splitUnneeded(v.rep.Problems)
+	for _, name := range v.rep.UnneededMissingPacks {
+		delete(v.lostBlobs, name)
+	}
+	for _, n := range v.lostBlobs {
+		v.rep.BlobsToStoreAgain += n
+	}
+	if len(v.lost) > 0 && rp.Index() != nil {
+		if _, err := rp.ForgetLost(ctx, v.lost); err != nil {
+			return nil, fmt.Errorf("verify: record lost blobs in the index cache: %w", err)
+		}
+	}
+	v.rep.Hints = hints(v.rep)
 	log.Info("verify finished", "snapshots", v.rep.Snapshots, "packs", v.rep.Packs,
 		"problems", len(v.rep.Problems), "read_data", opts.ReadData, "duration", time.Since(start).Round(time.Millisecond))
 	return v.rep, nil
+}
+
+// lose notes data found lost: blobs blobs of l.Pack.
+func (v *verifier) lose(l repo.Lost, blobs int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.lost = append(v.lost, l)
+	v.lostBlobs[repo.PackName(l.Pack)] += blobs
 }
 
 // progress serialises calls to the caller's callback, so done never goes

@@ -170,17 +170,37 @@ func TestDamagedIndexFile(t *testing.T) {
 		t.Fatal("no damaged-index problem")
 	}
 
-	// A host whose cache never saw that index file cannot find its blobs:
-	// the snapshot's files are reported as missing blobs.
+	// The packs that index file listed are found by their headers and
+	// named, with the command that indexes them again.
+	if findProblem(rep, KindUnindexedPack, "") == nil || findProblem(rep, KindMissingBlob, "") != nil {
+		dumpProblems(t, rep)
+		t.Error("warm cache: want unindexed-pack problems and no missing blob")
+	}
+	if !strings.Contains(strings.Join(rep.Hints, "\n"), "index rebuild --from-packs") {
+		t.Errorf("hints %q do not name the repair", rep.Hints)
+	}
+
+	// A host whose cache never saw that index file gets the same verdict:
+	// verify judges the repository, not the cache.
 	tr.rp, tr.idx = tr.open(t.TempDir())
-	rep = tr.verify(false)
-	dumpProblems(t, rep)
-	if findProblem(rep, KindDamagedIndex, names[0]) == nil {
-		t.Error("fresh cache: no damaged-index problem")
+	fresh := tr.verify(false)
+	if !sameProblems(rep, fresh) {
+		dumpProblems(t, rep)
+		dumpProblems(t, fresh)
+		t.Error("a fresh cache changes the verdict")
 	}
-	if len(names) == 1 && findProblem(rep, KindMissingBlob, "") == nil {
-		t.Error("fresh cache: no missing-blob problem")
+}
+
+// sameProblems compares two reports' problems by kind, object and blob.
+func sameProblems(a, b *Report) bool {
+	key := func(r *Report) []string {
+		var out []string
+		for _, p := range r.Problems {
+			out = append(out, p.Kind+" "+p.Object+" "+p.Blob)
+		}
+		return out
 	}
+	return slices.Equal(key(a), key(b))
 }
 
 func TestDamagedSnapshot(t *testing.T) {
@@ -266,8 +286,9 @@ func TestNoIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rp.Close()
-	if _, err := Run(context.Background(), rp, Options{}); err == nil {
-		t.Fatal("Run without an index cache succeeded")
+	// Verify judges the repository alone and needs no cache.
+	if rep, err := Run(context.Background(), rp, Options{}); err != nil || !rep.OK() {
+		t.Fatalf("Run without an index cache: %v", err)
 	}
 	if _, err := ComputeStats(context.Background(), rp); err == nil {
 		t.Fatal("ComputeStats without an index cache succeeded")
@@ -319,11 +340,11 @@ func TestStrayPack(t *testing.T) {
 	if err := tr.store.Put(context.Background(), name, junk); err != nil {
 		t.Fatal(err)
 	}
-	// Unindexed packs are what an interrupted or running backup leaves:
-	// no problem for the structure check.
-	if rep := tr.verify(false); !rep.OK() || rep.UnindexedPacks != 1 {
+	// Unindexed packs are what an interrupted or running backup leaves,
+	// but their headers must open: the structure check reads them.
+	if rep := tr.verify(false); len(rep.Problems) != 1 || rep.UnindexedPacks != 1 || findProblem(rep, KindDamagedPack, name) == nil {
 		dumpProblems(t, rep)
-		t.Fatalf("structure check: %d unindexed packs, want 1 and no problem", rep.UnindexedPacks)
+		t.Fatalf("structure check: %d unindexed packs, want 1 and its header reported", rep.UnindexedPacks)
 	}
 	rep := tr.verify(true)
 	p := findProblem(rep, KindDamagedPack, name)
@@ -392,5 +413,30 @@ func TestVerifyDuringBackup(t *testing.T) {
 			dumpProblems(t, rep)
 			t.Fatal("problems reported while a backup was running")
 		}
+	}
+}
+
+// TestLostPackStoredAgain: what verify finds lost stops counting as
+// stored, verify says so, and the next backup stores it again.
+func TestLostPackStoredAgain(t *testing.T) {
+	tr := newTestRepo(t)
+	src, _ := sourceTree(t)
+	sn := tr.backup(src)
+	id := tr.node(sn, filepath.Join(src, "data", "a.dat")).Content[0]
+	name := repo.PackName(tr.lookup(id).Pack)
+	if err := tr.store.Delete(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	rep := tr.verify(false)
+	if rep.BlobsToStoreAgain == 0 || !strings.Contains(strings.Join(rep.Hints, "\n"), "stores them again") {
+		t.Fatalf("verify: %d blobs to store again, hints %q", rep.BlobsToStoreAgain, rep.Hints)
+	}
+	if ok, err := tr.idx.Has(context.Background(), id); err != nil || ok {
+		t.Fatalf("a blob of the lost pack still counts as stored (%v)", err)
+	}
+	tr.backup(src)
+	if rep := tr.verify(true); !rep.OK() {
+		dumpProblems(t, rep)
+		t.Fatal("the backup after verify did not store the lost data again")
 	}
 }

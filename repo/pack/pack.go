@@ -143,3 +143,37 @@ func ParseHeader(key *crypto.MasterKey, sealed []byte, packSize int64) ([]Entry,
 	}
 	return entries, nil
 }
+
+// EntrySize is the length of e's CBOR encoding in a header. A header is a
+// CBOR array: its head followed by its items' encodings, so its size is
+// the sum of these plus the head (see HeaderSize).
+func EntrySize(e Entry) int64 {
+	b, err := cbor.Marshal(e)
+	if err != nil {
+		// Entry is a fixed struct of integers and a byte array; encoding
+		// it cannot fail.
+		panic(err)
+	}
+	return int64(len(b))
+}
+
+// HeaderSize is the size of the sealed header of a pack of n entries whose
+// encodings take entryBytes together (the sum of EntrySize).
+func HeaderSize(n int, entryBytes int64) int64 {
+	return crypto.Overhead + cborHeadSize(n) + entryBytes
+}
+
+// cborHeadSize is the length of the head of a CBOR array of n items.
+func cborHeadSize(n int) int64 {
+	switch {
+	case n < 24:
+		return 1
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	case uint64(n) < 1<<32:
+		return 5
+	}
+	return 9
+}

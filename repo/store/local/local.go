@@ -85,7 +85,7 @@ func (s *Store) Put(ctx context.Context, name string, data []byte) error {
 	if err := os.MkdirAll(tdir, dirMode); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	f, err := os.CreateTemp(tdir, "put-*")
+	f, err := os.CreateTemp(tdir, tempPattern())
 	if err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
