@@ -123,10 +123,7 @@ func TestOpenUnsupported(t *testing.T) {
 
 func TestOpenEncrypted(t *testing.T) {
 	imagetest.RequireQemu(t)
-	dir := t.TempDir()
-	luks := filepath.Join(dir, "luks.qcow2")
-	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=x",
-		"-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", luks, "1M")
+	luks := imagetest.LUKS(t)
 	// qemu no longer creates AES images; set crypt_method 1 by hand.
 	aes := patched(t, 32, be32(1))
 	for _, p := range []string{luks, aes} {
