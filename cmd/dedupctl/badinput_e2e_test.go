@@ -16,6 +16,7 @@ import (
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/index"
 	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/store/local"
 )
@@ -131,7 +132,7 @@ func TestKeys(t *testing.T) {
 // file, and exits 3.
 func TestUnreadableFile(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	e := newEnv(t)
 	os.Chmod(filepath.Dir(e.dir), 0o755)
@@ -154,7 +155,7 @@ func TestUnreadableFile(t *testing.T) {
 
 func TestRestoreFullDisk(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
+		testkit.Skip(t, "needs root to mount a small tmpfs")
 	}
 	e := newEnv(t)
 	src := filepath.Join(e.dir, "src")
@@ -166,7 +167,7 @@ func TestRestoreFullDisk(t *testing.T) {
 	mnt := filepath.Join(e.dir, "small")
 	os.Mkdir(mnt, 0o700)
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+		testkit.Skipf(t, "cannot mount tmpfs: %v %s", err, out)
 	}
 	defer exec.Command("umount", mnt).Run()
 	e.fails(1, "full", "restore", "latest", "--target", mnt)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // writeRandomTree writes n files of size bytes of seeded random data.
@@ -30,9 +32,7 @@ func writeRandomTree(t *testing.T, dir string, n, size int, seed uint64) {
 // TestBackupKilledRepeatedly kills backups at random moments; the repository
 // must stay valid, and the next run must reuse what was uploaded.
 func TestBackupKilledRepeatedly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
+	testkit.SkipShort(t, "slow")
 	e := newEnv(t)
 	src := filepath.Join(e.dir, "src")
 	writeRandomTree(t, src, 24, 8<<20, 42) // 192 MiB, incompressible
@@ -83,7 +83,7 @@ func TestInterruptLeavesNoSnapshot(t *testing.T) {
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	if err == nil {
-		t.Skip("backup finished before the interrupt")
+		testkit.Skip(t, "backup finished before the interrupt")
 	}
 	if !bytes.Contains(stderr.Bytes(), []byte("interrupted")) {
 		t.Errorf("stderr after SIGINT: %q", stderr.String())

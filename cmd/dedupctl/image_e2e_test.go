@@ -11,13 +11,14 @@ import (
 
 	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/internal/libvirt/virshtest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 func needQemu(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"qemu-img", "qemu-io"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			testkit.Skipf(t, "%s not installed", tool)
 		}
 	}
 }

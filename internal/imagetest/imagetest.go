@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // RequireQemu skips the test when qemu-img or qemu-io is missing.
@@ -21,7 +23,7 @@ func RequireQemu(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"qemu-img", "qemu-io"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			testkit.Skipf(t, "%s not installed", tool)
 		}
 	}
 }

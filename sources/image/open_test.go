@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/imagetest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 func openErr(t *testing.T, path string) error {
@@ -166,14 +167,14 @@ func TestOpenMissingBacking(t *testing.T) {
 // TestBlockDevice reads a raw image through a loop device.
 func TestBlockDevice(t *testing.T) {
 	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
+		testkit.Skip(t, "losetup not installed")
 	}
 	p := filepath.Join(t.TempDir(), "dev.raw")
 	sparseFile(t, p, 8<<20)
 	writeAt(t, p, 3<<20+7, 70000, 5)
 	out, err := exec.Command("losetup", "--find", "--show", p).CombinedOutput()
 	if err != nil {
-		t.Skipf("cannot attach a loop device: %v %s", err, out)
+		testkit.Skipf(t, "cannot attach a loop device: %v %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
