@@ -40,7 +40,7 @@ bench: build deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/imagebackup
 
 lint:
-	@test -x .tools/bin/golangci-lint || GOBIN=$(CURDIR)/.tools/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest
+	@.ci/tools golangci-lint
 	.tools/bin/golangci-lint run ./...
 
 clean:

@@ -105,7 +105,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
-		testkit.Skipf(t, "MinIO binary not found: run `make tools`; S3 tests SKIPPED (%v)", err)
+		testkit.Skipf(t, "MinIO binary not found: run `make deps`; S3 tests SKIPPED (%v)", err)
 	}
 	var lastErr error
 	for range startAttempts {
