@@ -8,7 +8,7 @@ export DEDUP_MINIO ?= $(CURDIR)/.tools/bin/minio
 all: build
 
 build:
-	$(GO) build -o $(BIN)/dedupctl ./cmd/dedupctl
+	$(GO) build -buildvcs=auto -o $(BIN)/dedupctl ./cmd/dedupctl
 
 deps:
 	@.ci/deps

@@ -3,6 +3,10 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/miniotest"
@@ -23,4 +27,75 @@ func TestS3Bare404Endpoint(t *testing.T) {
 	e.fails(1, want, "init")
 	e.fails(1, want, "snapshots")
 	e.fails(1, want, "backup", e.dir)
+}
+
+// TestVersion: `version` and `--version` print the module version, commit
+// and Go version the toolchain recorded in the binary, as `go version -m`
+// reads them.
+func TestVersion(t *testing.T) {
+	e := newEnv(t)
+	line := e.ok("version").stdout
+	if flag := e.ok("--version").stdout; flag != line {
+		t.Errorf("--version printed %q, version %q", flag, line)
+	}
+	var v buildVersion
+	lastJSON(t, e.ok("version", "--json").stdout, &v)
+	out, err := exec.Command("go", "version", "-m", binPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := buildVersion{Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && strings.HasSuffix(f[0], ":"):
+			want.Go = f[1]
+		case len(f) >= 3 && f[0] == "mod":
+			want.Version = f[2]
+		case len(f) == 2 && f[0] == "build" && strings.HasPrefix(f[1], "vcs.revision="):
+			want.Commit = strings.TrimPrefix(f[1], "vcs.revision=")
+		case len(f) == 2 && f[0] == "build" && strings.HasPrefix(f[1], "vcs.time="):
+			want.CommitTime = strings.TrimPrefix(f[1], "vcs.time=")
+		case len(f) == 2 && f[0] == "build" && f[1] == "vcs.modified=true":
+			want.Modified = true
+		}
+	}
+	if v != want {
+		t.Fatalf("version --json = %+v, go version -m says %+v", v, want)
+	}
+	if strings.TrimSpace(line) != want.String() || !strings.Contains(line, want.Go) || !strings.Contains(line, want.Version) {
+		t.Fatalf("version printed %q, want %q", line, want.String())
+	}
+}
+
+// TestQuiet: with -q a successful init, backup, restore and verify print
+// nothing at all (cron mails any output); listings still print; a failure
+// still prints its error line.
+func TestQuiet(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("alpha"))
+	silent := func(args ...string) {
+		t.Helper()
+		if r := e.ok(append([]string{"-q"}, args...)...); r.stdout != "" || r.stderr != "" {
+			t.Errorf("dedupctl -q %s printed stdout %q, stderr %q", strings.Join(args, " "), r.stdout, r.stderr)
+		}
+	}
+	silent("init")
+	silent("backup", src)
+	silent("--quiet", "backup", src)
+	silent("restore", "latest", "--target", filepath.Join(e.dir, "out"))
+	silent("verify", "--read-data")
+	if out := e.ok("-q", "snapshots").stdout; !strings.Contains(out, "latest") && !strings.Contains(out, src) {
+		t.Errorf("snapshots -q printed %q, want the listing", out)
+	}
+	var sum map[string]any
+	lastJSON(t, e.ok("-q", "--json", "backup", src).stdout, &sum)
+	if sum["type"] != "summary" {
+		t.Errorf("-q --json backup printed %v, want the summary", sum)
+	}
+	r := e.fails(1, "no-such", "-q", "restore", "no-such", "--target", filepath.Join(e.dir, "out2"))
+	if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("failed quiet restore printed %q, want one line", r.stderr)
+	}
 }

@@ -79,7 +79,11 @@ func restoreReporter(p *restore.Progress) func() progressReport {
 }
 
 func (a *app) stderrIsTerminal() bool {
-	return term.IsTerminal(int(os.Stderr.Fd())) && a.stderr == os.Stderr
+	w := a.stderr
+	if q, ok := w.(*quietWriter); ok {
+		w = q.w
+	}
+	return term.IsTerminal(int(os.Stderr.Fd())) && w == os.Stderr
 }
 
 // progressShown reports whether startProgress will render anything.
