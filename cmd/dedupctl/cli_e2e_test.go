@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -98,4 +100,31 @@ func TestQuiet(t *testing.T) {
 	if strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("failed quiet restore printed %q, want one line", r.stderr)
 	}
+}
+
+// TestSnapshotAncestorNames: latest:SOURCE~N, as `diff --help` shows, names
+// the N-th snapshot of SOURCE before its latest, in diff, ls and restore.
+func TestSnapshotAncestorNames(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	e.ok("init")
+	for i, content := range []string{"one", "two", "three"} {
+		writeFile(t, filepath.Join(src, "f"), []byte(content))
+		writeFile(t, filepath.Join(src, fmt.Sprintf("only%d", i)), []byte(content))
+		e.ok("backup", "--source", "etc", src)
+		e.ok("backup", "--source", "other", src)
+	}
+	if out := e.ok("diff", "latest:etc~1", "latest:etc").stdout; !strings.Contains(out, "+ "+filepath.Join(src, "only2")) ||
+		strings.Contains(out, "only1") {
+		t.Errorf("diff latest:etc~1 latest:etc:\n%s", out)
+	}
+	if out := e.ok("ls", "latest:etc~2", src).stdout; !strings.Contains(out, "only0") || strings.Contains(out, "only1") {
+		t.Errorf("ls latest:etc~2:\n%s", out)
+	}
+	out := filepath.Join(e.dir, "out")
+	e.ok("restore", "latest:etc~1", "--target", out)
+	if b, _ := os.ReadFile(filepath.Join(out, src, "f")); string(b) != "two" {
+		t.Errorf("restore latest:etc~1 gave f = %q, want two", b)
+	}
+	e.fails(1, `source "etc" has only 3 snapshots`, "ls", "latest:etc~3")
 }
