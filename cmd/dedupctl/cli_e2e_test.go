@@ -128,3 +128,22 @@ func TestSnapshotAncestorNames(t *testing.T) {
 	}
 	e.fails(1, `source "etc" has only 3 snapshots`, "ls", "latest:etc~3")
 }
+
+// TestRestoreIncludeMatchingNothing: an --include that selects nothing is
+// refused with one line naming it, and nothing is written; with several,
+// one that matches does not hide one that does not.
+func TestRestoreIncludeMatchingNothing(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeFile(t, filepath.Join(src, "etc/app.conf"), []byte("x"))
+	e.ok("init")
+	e.ok("backup", src)
+	out := filepath.Join(e.dir, "out")
+	e.fails(1, `--include "*.cnf" matches nothing`, "restore", "latest", "--target", out, "--include", "*.cnf")
+	e.fails(1, `--include "/etc/app.conf" matches nothing`, "restore", "latest", "--target", out,
+		"--include", "*.conf", "--include", "/etc/app.conf")
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("refused restores left %s: %v", out, err)
+	}
+	e.ok("restore", "latest", "--target", out, "--include", "*.conf", "--include", filepath.Join(src, "etc"))
+}
