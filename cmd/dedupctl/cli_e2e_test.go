@@ -147,3 +147,22 @@ func TestRestoreIncludeMatchingNothing(t *testing.T) {
 	}
 	e.ok("restore", "latest", "--target", out, "--include", "*.conf", "--include", filepath.Join(src, "etc"))
 }
+
+// TestInitRefusesForeignDirectory: init into a directory that holds other
+// files and no repository is refused, touching nothing; an empty directory
+// or one with only lost+found is fine, and an existing repository is
+// still reported as such.
+func TestInitRefusesForeignDirectory(t *testing.T) {
+	e := newEnv(t)
+	writeFile(t, filepath.Join(e.repo, "notes.txt"), []byte("mine"))
+	e.fails(1, "is not empty (it holds \"notes.txt\" and 0 more entries) and is not a dedup repository", "init")
+	if ents, _ := os.ReadDir(e.repo); len(ents) != 1 {
+		t.Errorf("refused init left %d entries in the directory, want only notes.txt", len(ents))
+	}
+	os.Remove(filepath.Join(e.repo, "notes.txt"))
+	if err := os.Mkdir(filepath.Join(e.repo, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("init")
+	e.fails(1, "already exists", "init")
+}
