@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/miniotest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // TestS3Bare404Endpoint: an endpoint that answers every request with a bare
@@ -165,4 +167,31 @@ func TestInitRefusesForeignDirectory(t *testing.T) {
 	}
 	e.ok("init")
 	e.fails(1, "already exists", "init")
+}
+
+// TestCacheDirHint: when the default index cache directory cannot be
+// created (here: a home directory the user cannot write), the error names
+// --cache-dir and DEDUP_CACHE_DIR; either one then works.
+func TestCacheDirHint(t *testing.T) {
+	if os.Getuid() != 0 {
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
+	}
+	e := newEnv(t)
+	os.Chmod(filepath.Dir(e.dir), 0o755)
+	os.Chmod(e.dir, 0o777)
+	e.creds = &syscall.Credential{Uid: 65534, Gid: 65534}
+	e.ok("init")
+	home := filepath.Join(e.dir, "home") // root's, not writable by nobody
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noCache := []string{"DEDUP_CACHE_DIR=", "HOME=" + home}
+	r := e.run(noCache, "snapshots")
+	if r.code != 1 || !strings.Contains(r.stderr, "give --cache-dir DIR or set DEDUP_CACHE_DIR") ||
+		strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := e.run(noCache, "snapshots", "--cache-dir", filepath.Join(e.dir, "elsewhere")); r.code != 0 {
+		t.Fatalf("--cache-dir: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
