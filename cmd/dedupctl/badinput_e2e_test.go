@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/chunk"
@@ -131,13 +130,7 @@ func TestKeys(t *testing.T) {
 // file really cannot be read: the backup saves everything else, lists the
 // file, and exits 3.
 func TestUnreadableFile(t *testing.T) {
-	if os.Getuid() != 0 {
-		testkit.Skip(t, "needs root to switch to an unprivileged user")
-	}
-	e := newEnv(t)
-	os.Chmod(filepath.Dir(e.dir), 0o755)
-	os.Chmod(e.dir, 0o777)
-	e.creds = &syscall.Credential{Uid: 65534, Gid: 65534}
+	e := newNobodyEnv(t)
 	src := filepath.Join(e.dir, "src")
 	writeFile(t, filepath.Join(src, "ok.txt"), []byte("fine"))
 	writeFile(t, filepath.Join(src, "secret.txt"), []byte("hidden"))

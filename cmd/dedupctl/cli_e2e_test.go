@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/miniotest"
-	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // TestS3Bare404Endpoint: an endpoint that answers every request with a bare
@@ -173,13 +171,7 @@ func TestInitRefusesForeignDirectory(t *testing.T) {
 // created (here: a home directory the user cannot write), the error names
 // --cache-dir and DEDUP_CACHE_DIR; either one then works.
 func TestCacheDirHint(t *testing.T) {
-	if os.Getuid() != 0 {
-		testkit.Skip(t, "needs root to switch to an unprivileged user")
-	}
-	e := newEnv(t)
-	os.Chmod(filepath.Dir(e.dir), 0o755)
-	os.Chmod(e.dir, 0o777)
-	e.creds = &syscall.Credential{Uid: 65534, Gid: 65534}
+	e := newNobodyEnv(t)
 	e.ok("init")
 	home := filepath.Join(e.dir, "home") // root's, not writable by nobody
 	if err := os.Mkdir(home, 0o755); err != nil {
