@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,7 +137,7 @@ func TestBackupKilledRepeatedly(t *testing.T) {
 	e.ok("init", "--pack-size", "4")
 	var indexed int64
 	for i := 0; i < 3; i++ {
-		closed := gate.CloseAfter(1, miniotest.IsPut("/index/"))
+		closed := gate.CloseAfter(1, miniotest.Request(http.MethodPut, "/index/"))
 		b := e.start("backup", src)
 		b.await("storing an index file", closed)
 		b.await("reaching the closed gate", gate.Held())
@@ -175,7 +176,7 @@ func TestInterruptLeavesNoSnapshot(t *testing.T) {
 	src := filepath.Join(e.dir, "src")
 	writeRandomTree(t, src, 8, 4<<20, 1)
 	e.ok("init", "--pack-size", "1")
-	closed := gate.CloseAfter(1, miniotest.IsPut("/index/"))
+	closed := gate.CloseAfter(1, miniotest.Request(http.MethodPut, "/index/"))
 	b := e.start("backup", src)
 	b.await("storing an index file", closed)
 	b.await("reaching the closed gate", gate.Held())

@@ -170,10 +170,10 @@ func (g *Gate) answered(resp *http.Response) error {
 	return nil
 }
 
-// IsPut matches PUT requests for objects whose key contains part, such as
-// "/index/" for a repository's index files.
-func IsPut(part string) func(*http.Request) bool {
+// Request matches requests of method for objects whose key contains part,
+// such as PUT "/index/" for a repository's index files.
+func Request(method, part string) func(*http.Request) bool {
 	return func(r *http.Request) bool {
-		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, part)
+		return r.Method == method && strings.Contains(r.URL.Path, part)
 	}
 }
