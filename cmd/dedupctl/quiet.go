@@ -56,7 +56,7 @@ func (q *quietWriter) Write(p []byte) (int, error) {
 func (q *quietWriter) flush() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.w.Write(q.held.Bytes())
+	_, _ = q.w.Write(q.held.Bytes())
 	q.held.Reset()
 }
 
