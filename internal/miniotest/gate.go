@@ -26,6 +26,7 @@ type Gate struct {
 	mu      sync.Mutex
 	match   func(*http.Request) bool
 	left    int           // matching successes still let through
+	holdNth bool          // hold the answer that closes the gate too
 	closed  chan struct{} // closed when the gate closes
 	opened  chan struct{} // closed while requests may pass
 	held    chan struct{} // closed when the closed gate holds a request
@@ -75,9 +76,20 @@ func (s *Server) Gate(t testing.TB) *Gate {
 // client has seen exactly n of them succeed when it stops. The returned
 // channel is closed when the gate closes.
 func (g *Gate) CloseAfter(n int, match func(*http.Request) bool) <-chan struct{} {
+	return g.close(n, match, false)
+}
+
+// CloseAt is CloseAfter that holds the n-th answer too: the server has
+// carried out the request (a manifest is stored), and the client waits
+// to hear so until Open.
+func (g *Gate) CloseAt(n int, match func(*http.Request) bool) <-chan struct{} {
+	return g.close(n, match, true)
+}
+
+func (g *Gate) close(n int, match func(*http.Request) bool, holdNth bool) <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.match, g.left = match, n
+	g.match, g.left, g.holdNth = match, n, holdNth
 	g.closed = make(chan struct{})
 	g.held = make(chan struct{})
 	g.dropped = make(chan struct{})
@@ -157,15 +169,28 @@ func (g *Gate) answered(resp *http.Response) error {
 		return nil
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.match == nil || !g.match(resp.Request) {
+		g.mu.Unlock()
 		return nil
 	}
 	g.left--
-	if g.left == 0 {
-		g.match = nil
-		g.opened = make(chan struct{})
-		close(g.closed)
+	if g.left != 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	g.match = nil
+	g.opened = make(chan struct{})
+	close(g.closed)
+	opened, held, hold := g.opened, g.held, g.holdNth
+	if hold {
+		closeOnce(held)
+	}
+	g.mu.Unlock()
+	if hold {
+		select {
+		case <-opened:
+		case <-resp.Request.Context().Done():
+		}
 	}
 	return nil
 }
