@@ -8,7 +8,7 @@ export DEDUP_MINIO ?= $(CURDIR)/.tools/bin/minio
 all: build
 
 build:
-	$(GO) build -o $(BIN)/dedupctl ./cmd/dedupctl
+	$(GO) build -buildvcs=auto -o $(BIN)/dedupctl ./cmd/dedupctl
 
 deps:
 	@.ci/deps
@@ -42,7 +42,7 @@ bench: build deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/imagebackup
 
 lint:
-	@test -x .tools/bin/golangci-lint || GOBIN=$(CURDIR)/.tools/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest
+	@.ci/tools golangci-lint
 	.tools/bin/golangci-lint run ./...
 
 clean:

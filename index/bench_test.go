@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dedup-project/dedup/chunk"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // syntheticID is the i-th of a reproducible stream of uniformly spread IDs,
@@ -54,7 +55,7 @@ func loadSynthetic(tb testing.TB, x *Index, n, perFile int) {
 func procStatus(tb testing.TB) map[string]float64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
-		tb.Skipf("no /proc: %v", err)
+		testkit.Skipf(tb, "no /proc: %v", err)
 	}
 	defer f.Close()
 	m := map[string]float64{}

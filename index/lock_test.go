@@ -41,7 +41,7 @@ const lockHelperEnv = "DEDUP_INDEX_LOCK_HELPER_DIR"
 func TestLockHelperProcess(t *testing.T) {
 	dir := os.Getenv(lockHelperEnv)
 	if dir == "" {
-		t.Skip("helper process only")
+		return
 	}
 	x, err := Open(context.Background(), Options{Dir: dir})
 	if err != nil {

@@ -152,8 +152,12 @@ func (r *Repository) DeleteSnapshot(ctx context.Context, id chunk.ID) error {
 }
 
 // FindSnapshot resolves a name: a full ID, a unique prefix of at least 8 hex
-// digits, "latest", or "latest:SOURCE".
+// digits, "latest", or "latest:SOURCE"; any of them followed by "~N" names
+// the N-th snapshot of the same source before that one.
 func FindSnapshot(sns []*Snapshot, name string) (*Snapshot, error) {
+	if base, n, ok := splitAncestor(name); ok {
+		return findAncestor(sns, base, n)
+	}
 	if name == "latest" || strings.HasPrefix(name, "latest:") {
 		source := strings.TrimPrefix(strings.TrimPrefix(name, "latest"), ":")
 		for i := len(sns) - 1; i >= 0; i-- {

@@ -23,6 +23,9 @@ func (a *app) initCommand() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := checkInitDir(a.repoURL); err != nil {
+				return err
+			}
 			st, err := a.openStore(ctx, true)
 			if err != nil {
 				return err

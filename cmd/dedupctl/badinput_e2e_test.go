@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/index"
 	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/store/local"
 )
@@ -130,13 +130,7 @@ func TestKeys(t *testing.T) {
 // file really cannot be read: the backup saves everything else, lists the
 // file, and exits 3.
 func TestUnreadableFile(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
-	}
-	e := newEnv(t)
-	os.Chmod(filepath.Dir(e.dir), 0o755)
-	os.Chmod(e.dir, 0o777)
-	e.creds = &syscall.Credential{Uid: 65534, Gid: 65534}
+	e := newNobodyEnv(t)
 	src := filepath.Join(e.dir, "src")
 	writeFile(t, filepath.Join(src, "ok.txt"), []byte("fine"))
 	writeFile(t, filepath.Join(src, "secret.txt"), []byte("hidden"))
@@ -154,7 +148,7 @@ func TestUnreadableFile(t *testing.T) {
 
 func TestRestoreFullDisk(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
+		testkit.Skip(t, "needs root to mount a small tmpfs")
 	}
 	e := newEnv(t)
 	src := filepath.Join(e.dir, "src")
@@ -166,7 +160,7 @@ func TestRestoreFullDisk(t *testing.T) {
 	mnt := filepath.Join(e.dir, "small")
 	os.Mkdir(mnt, 0o700)
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+		testkit.Skipf(t, "cannot mount tmpfs: %v %s", err, out)
 	}
 	defer exec.Command("umount", mnt).Run()
 	e.fails(1, "full", "restore", "latest", "--target", mnt)

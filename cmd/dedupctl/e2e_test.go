@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // binPath is the dedupctl binary built once for all end-to-end tests.
@@ -55,6 +57,20 @@ func newEnv(t *testing.T) *env {
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + dir,
 	}
+	return e
+}
+
+// newNobodyEnv is newEnv for runs as the unprivileged user nobody, for
+// what root cannot exercise (permission refusals).
+func newNobodyEnv(t *testing.T) *env {
+	t.Helper()
+	if os.Getuid() != 0 {
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
+	}
+	e := newEnv(t)
+	os.Chmod(filepath.Dir(e.dir), 0o755)
+	os.Chmod(e.dir, 0o777)
+	e.creds = &syscall.Credential{Uid: 65534, Gid: 65534}
 	return e
 }
 

@@ -10,14 +10,16 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/internal/libvirt/virshtest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 func needQemu(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"qemu-img", "qemu-io"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			testkit.Skipf(t, "%s not installed", tool)
 		}
 	}
 }
@@ -142,9 +144,7 @@ func TestImageBadInputStoresNothing(t *testing.T) {
 	b := mustRead(t, img)
 	os.WriteFile(img, b[:60], 0o600)
 	e.fails(1, "corrupt qcow2 header", "backup", "--image", img)
-	luks := filepath.Join(e.dir, "luks.qcow2")
-	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s,data=pw",
-		"-o", "encrypt.format=luks,encrypt.key-secret=s", luks, "64M")
+	luks := imagetest.LUKS(t)
 	e.fails(1, "encrypted qcow2", "backup", "--image", luks)
 	e.fails(1, "no such file", "backup", "--image", filepath.Join(e.dir, "absent.raw"))
 	if out := e.ok("snapshots", "--json").stdout; strings.TrimSpace(out) != "[]" {

@@ -35,6 +35,7 @@ type app struct {
 	cacheDir     string
 	jsonOut      bool
 	quiet        bool
+	quietAction  bool // the running command only reports on its work: see quietWriter
 	stdout       io.Writer
 	stderr       io.Writer
 	stdin        *os.File
@@ -64,6 +65,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, stdin: os.Stdin}
+	showHeld := a.quietWriters()
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -72,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	showHeld()
 	var pe *partialError
 	if errors.As(err, &pe) {
 		fmt.Fprintf(stderr, "dedupctl: %s\n", pe.msg)
@@ -99,13 +102,14 @@ func (a *app) rootCommand() *cobra.Command {
 	f.StringVar(&a.passwordFile, "password-file", "", "read the password from this file; wins over DEDUP_PASSWORD and DEDUP_PASSWORD_FILE")
 	f.StringVar(&a.cacheDir, "cache-dir", os.Getenv("DEDUP_CACHE_DIR"), "local index cache directory (default: per repository under /var/cache/dedup or ~/.cache/dedup)")
 	f.BoolVar(&a.jsonOut, "json", false, "machine-readable JSON output")
-	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress output")
+	f.BoolVarP(&a.quiet, "quiet", "q", false, "print nothing on success but warnings (for cron); on failure, everything")
 	a.s3.register(f)
 	f.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = f.MarkHidden("cpu-profile")
 	f.StringVar(&a.memProfile, "mem-profile", "", "write a heap profile (as of the last collection) to this file")
 	_ = f.MarkHidden("mem-profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		a.noteCommand(cmd)
 		if a.cpuProfile == "" {
 			return nil
 		}
@@ -129,7 +133,9 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.initCommand(), a.backupCommand(), a.snapshotsCommand(), a.lsCommand(),
 		a.restoreCommand(), a.keyCommand(), a.diffCommand(), a.statsCommand(), a.verifyCommand(),
-		a.indexCommand(),
+		a.indexCommand(), a.versionCommand(),
 	)
+	root.Version = readBuildVersion().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }

@@ -82,7 +82,7 @@ func (a *app) open(ctx context.Context) (*session, error) {
 	if dir == "" {
 		if dir, err = index.DefaultDir(r.Config().ID); err != nil {
 			s.Close()
-			return nil, err
+			return nil, cacheDirHint(fmt.Errorf("%w: %w", errNoCacheHome, err), true)
 		}
 	} else {
 		dir = dir + "/" + r.Config().ID
@@ -111,7 +111,7 @@ func (a *app) open(ctx context.Context) (*session, error) {
 	}
 	if err != nil {
 		s.Close()
-		return nil, err
+		return nil, cacheDirHint(err, a.cacheDir == "")
 	}
 	s.idx = idx
 	r.UseIndex(idx)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -60,6 +61,10 @@ type progressReport struct {
 	BytesTotal int64   `json:"bytes_total,omitempty"`
 	RateMBs    float64 `json:"rate_mb_s"`
 	ETASeconds float64 `json:"eta_s,omitempty"`
+	// Objects counts what a check has examined, when files and bytes do
+	// not describe its work (verify: index files, packs, snapshots).
+	Objects      int64 `json:"objects,omitempty"`
+	ObjectsTotal int64 `json:"objects_total,omitempty"`
 }
 
 func backupReporter(p *backup.Progress) func() progressReport {
@@ -78,8 +83,24 @@ func restoreReporter(p *restore.Progress) func() progressReport {
 	}
 }
 
+// verifyProgress holds the latest counts verify reported.
+type verifyProgress struct{ done, total atomic.Int64 }
+
+func (v *verifyProgress) set(done, total int64) {
+	v.done.Store(done)
+	v.total.Store(total)
+}
+
+func (v *verifyProgress) report() progressReport {
+	return progressReport{Op: "verify", Objects: v.done.Load(), ObjectsTotal: v.total.Load()}
+}
+
 func (a *app) stderrIsTerminal() bool {
-	return term.IsTerminal(int(os.Stderr.Fd())) && a.stderr == os.Stderr
+	w := a.stderr
+	if q, ok := w.(*quietWriter); ok {
+		w = q.w
+	}
+	return term.IsTerminal(int(os.Stderr.Fd())) && w == os.Stderr
 }
 
 // progressShown reports whether startProgress will render anything.
@@ -127,18 +148,7 @@ func (a *app) startProgress(ctx context.Context, read func() progressReport) (st
 					a.printJSON(map[string]any{"type": "progress", "progress": r})
 					continue
 				}
-				line := fmt.Sprintf("%s: %d files, %s", r.Op, r.Files, humanBytes(r.Bytes))
-				if r.FilesTotal > 0 {
-					line = fmt.Sprintf("%s: %d of %d files, %s", r.Op, r.Files, r.FilesTotal, humanBytes(r.Bytes))
-				}
-				if r.BytesTotal > 0 {
-					line += fmt.Sprintf(" of %s", humanBytes(r.BytesTotal))
-				}
-				line += fmt.Sprintf(", %.0f MB/s", r.RateMBs)
-				if r.ETASeconds > 0 {
-					line += fmt.Sprintf(", ETA %s", time.Duration(r.ETASeconds*float64(time.Second)).Round(time.Second))
-				}
-				fmt.Fprintf(a.stderr, "\r\033[K%s", line)
+				fmt.Fprintf(a.stderr, "\r\033[K%s", progressLine(r))
 			}
 		}
 	}()
@@ -146,4 +156,23 @@ func (a *app) startProgress(ctx context.Context, read func() progressReport) (st
 		close(done)
 		wg.Wait()
 	}
+}
+
+// progressLine renders a report for a terminal's status line.
+func progressLine(r progressReport) string {
+	if r.ObjectsTotal > 0 {
+		return fmt.Sprintf("%s: %d of %d objects", r.Op, r.Objects, r.ObjectsTotal)
+	}
+	line := fmt.Sprintf("%s: %d files, %s", r.Op, r.Files, humanBytes(r.Bytes))
+	if r.FilesTotal > 0 {
+		line = fmt.Sprintf("%s: %d of %d files, %s", r.Op, r.Files, r.FilesTotal, humanBytes(r.Bytes))
+	}
+	if r.BytesTotal > 0 {
+		line += fmt.Sprintf(" of %s", humanBytes(r.BytesTotal))
+	}
+	line += fmt.Sprintf(", %.0f MB/s", r.RateMBs)
+	if r.ETASeconds > 0 {
+		line += fmt.Sprintf(", ETA %s", time.Duration(r.ETASeconds*float64(time.Second)).Round(time.Second))
+	}
+	return line
 }

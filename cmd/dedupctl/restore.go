@@ -156,6 +156,9 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		return err
 	}
 	defer s.Close()
+	if err := checkIncludes(ctx, s, sn, f.include); err != nil {
+		return err
+	}
 	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete,
 		TrustMtime: f.trustMtime, Workers: a.readWorkers(), RunFiles: a.runFiles()}
 	var dl *deletedWriter

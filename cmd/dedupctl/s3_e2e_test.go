@@ -3,14 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/dedup-project/dedup/internal/miniotest"
 )
@@ -174,12 +173,15 @@ func TestS3ConcurrentHosts(t *testing.T) {
 	e.s3RestoreAndCompare(late.ID, trees[hosts])
 }
 
-// TestS3BackupKilledRepeatedly kills backups into MinIO at random moments;
-// the bucket must keep the earlier snapshot intact, and a clean run must
-// complete, verify and restore.
+// TestS3BackupKilledRepeatedly kills backups into MinIO at chosen points,
+// held there by a gate: after one index file, after one more, and after
+// the manifest is stored but before the run hears so. The earlier snapshot
+// stays intact, only the run killed after its manifest leaves a snapshot
+// (complete), and a clean run then stores no data again.
 func TestS3BackupKilledRepeatedly(t *testing.T) {
 	srv := miniotest.Start(t)
-	e := newS3Env(t, srv, srv.NewBucket(t), "crash")
+	gate := srv.Gate(t)
+	e := newS3Env(t, gate.Server, srv.NewBucket(t), "crash")
 	e.ok("init", "--pack-size", "1")
 
 	first := filepath.Join(e.dir, "first")
@@ -189,36 +191,42 @@ func TestS3BackupKilledRepeatedly(t *testing.T) {
 
 	src := filepath.Join(e.dir, "src")
 	writeRandomTree(t, src, 12, 4<<20, 6) // 48 MiB, incompressible
-	rng := rand.New(rand.NewPCG(11, 11))
-	completed := 0
-	for i := 0; i < 3; i++ {
-		cmd := exec.Command(binPath, "backup", "-q", src)
-		cmd.Env = e.vars
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(50+rng.IntN(500)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err == nil {
-			completed++
-		}
+	indexPut := miniotest.Request(http.MethodPut, "/index/")
+	for _, at := range []struct {
+		what  string
+		close func() <-chan struct{}
+	}{
+		{"storing an index file", func() <-chan struct{} { return gate.CloseAfter(1, indexPut) }},
+		{"storing one more index file", func() <-chan struct{} { return gate.CloseAfter(1, indexPut) }},
+		{"storing its manifest", func() <-chan struct{} {
+			return gate.CloseAt(1, miniotest.Request(http.MethodPut, "/snapshots/"))
+		}},
+	} {
+		closed := at.close()
+		b := e.start("backup", src)
+		b.await(at.what, closed)
+		b.await("being held", gate.Held())
+		b.cmd.Process.Signal(syscall.SIGKILL)
+		b.wait()
+		gate.Open()
 	}
 	var snaps []map[string]any
 	if err := jsonUnmarshal(e.ok("snapshots", "--json").stdout, &snaps); err != nil {
 		t.Fatal(err)
 	}
-	// A run killed between writing its manifest and exiting leaves a
-	// complete snapshot; verify below checks that every snapshot is whole.
-	if len(snaps) < 1+completed || len(snaps) > 4 {
-		t.Fatalf("%d snapshots after %d killed and %d completed runs", len(snaps), 3-completed, completed)
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots after the kills, want the first and the one whose manifest was stored", len(snaps))
 	}
 
 	var sum s3Summary
 	lastJSON(t, e.ok("backup", "--json", "-q", src).stdout, &sum)
-	t.Logf("clean run after the kills stored %.1f MiB of 48 MiB", sum.BytesStored/(1<<20))
+	// The run killed after its manifest had stored and indexed all data.
+	if sum.BytesNew > 1<<20 {
+		t.Fatalf("clean run stored %.0f new bytes, want only metadata", sum.BytesNew)
+	}
 	e.ok("verify", "--read-data")
 	e.s3RestoreAndCompare(before.ID, first)
-	e.s3RestoreAndCompare(sum.ID, src)
+	e.s3RestoreAndCompare(snaps[1]["id"].(string), src)
 }
 
 // TestS3Misconfiguration: permanent S3 errors end the command at once with

@@ -31,7 +31,14 @@ that reads their content stores them again.`,
 				return err
 			}
 			defer s.Close()
-			rep, err := verify.Run(ctx, s.repo, verify.Options{ReadData: readData})
+			// Progress goes to a terminal only: --json output is one document.
+			var prog verifyProgress
+			stop := func() {}
+			if !a.jsonOut {
+				stop = a.startProgress(ctx, prog.report)
+			}
+			rep, err := verify.Run(ctx, s.repo, verify.Options{ReadData: readData, Progress: prog.set})
+			stop()
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // Nobody is the user and group the helper runs as.
@@ -21,7 +23,7 @@ const Nobody = 65534
 func Run(t testing.TB, dir, test string, env ...string) {
 	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // TestMain lets the test binary serve as the spawner of the tests below.
@@ -167,7 +169,7 @@ func TestStagesCountsEveryByte(t *testing.T) {
 func TestDedupctlRunRecordsChild(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip(err)
+		testkit.Skip(t, err)
 	}
 	// A stand-in binary that prints its environment and fails on demand.
 	script := filepath.Join(t.TempDir(), "fake")
@@ -208,7 +210,7 @@ func TestLastLineAndTopLines(t *testing.T) {
 func TestSpawnerIsolatesPeakRSS(t *testing.T) {
 	truePath, err := exec.LookPath("true")
 	if err != nil {
-		t.Skip(err)
+		testkit.Skip(t, err)
 	}
 	self, err := os.Executable()
 	if err != nil {

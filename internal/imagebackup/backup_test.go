@@ -139,9 +139,7 @@ func TestBadImagesStoreNothing(t *testing.T) {
 	bad := append([]byte(nil), data...)
 	bad[20], bad[21], bad[22], bad[23] = 0, 0, 0, 40 // cluster bits 40
 	os.WriteFile(corrupt, bad, 0o600)
-	luks := filepath.Join(dir, "luks.qcow2")
-	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=123456",
-		"-o", "encrypt.format=luks,encrypt.key-secret=sec0", luks, "64M")
+	luks := imagetest.LUKS(t)
 	base := filepath.Join(dir, "base.qcow2")
 	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "64M")
 	overlay := filepath.Join(dir, "overlay.qcow2")

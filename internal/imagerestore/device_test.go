@@ -9,6 +9,7 @@ import (
 
 	"github.com/dedup-project/dedup/internal/imagerestore"
 	"github.com/dedup-project/dedup/internal/imagetest"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"github.com/dedup-project/dedup/repo/repotest"
 )
 
@@ -17,7 +18,7 @@ import (
 func loopDevice(t *testing.T, size int) string {
 	t.Helper()
 	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
+		testkit.Skip(t, "losetup not installed")
 	}
 	backing := filepath.Join(t.TempDir(), "dev.img")
 	if err := os.WriteFile(backing, imagetest.RandomBytes(size, 99), 0o600); err != nil {
@@ -25,7 +26,7 @@ func loopDevice(t *testing.T, size int) string {
 	}
 	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
 	if err != nil {
-		t.Skipf("no loop device: %v: %s", err, out)
+		testkit.Skipf(t, "no loop device: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })

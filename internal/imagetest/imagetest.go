@@ -4,12 +4,18 @@
 package imagetest
 
 import (
+	"bytes"
+	"compress/gzip"
+	_ "embed"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // RequireQemu skips the test when qemu-img or qemu-io is missing.
@@ -17,7 +23,7 @@ func RequireQemu(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"qemu-img", "qemu-io"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			testkit.Skipf(t, "%s not installed", tool)
 		}
 	}
 }
@@ -75,4 +81,37 @@ func RandomBytes(n int, seed uint64) []byte {
 		}
 	}
 	return b
+}
+
+// luksQcow2 is a 64 MiB qcow2 image with LUKS encryption (aes-128-cbc-plain64,
+// one key slot, passphrase "pw"), made once with
+//
+//	qemu-img create -f qcow2 --object secret,id=s,data=pw \
+//	  -o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10,\
+//	  encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=plain64,\
+//	  cluster_size=4096 luks.qcow2 64M
+//
+// It is committed rather than created per test because qemu-img benchmarks
+// the key derivation first, and that benchmark fails on a loaded machine.
+//
+//go:embed testdata/luks.qcow2.gz
+var luksQcow2 []byte
+
+// LUKS writes the encrypted qcow2 fixture into a temporary directory and
+// returns its path.
+func LUKS(t testing.TB) string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(luksQcow2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "luks.qcow2")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

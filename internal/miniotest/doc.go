@@ -4,7 +4,7 @@
 // temporary data directory with random root credentials, polls the health
 // endpoint until the server answers, and stops the process when the test
 // ends. The binary is found by Binary: $DEDUP_MINIO, then
-// <module root>/.tools/bin/minio (built by `make tools`), then $PATH. When
+// <module root>/.tools/bin/minio (built by `make deps`), then $PATH. When
 // none exists, Start skips the test with a loud message instead of failing,
 // so a machine without MinIO still runs every other test.
 //

@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // Region is the region MinIO reports; it accepts any, but the SDK needs one
@@ -103,7 +105,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
-		t.Skipf("MinIO binary not found: run `make tools`; S3 tests SKIPPED (%v)", err)
+		testkit.Skipf(t, "MinIO binary not found: run `make deps`; S3 tests SKIPPED (%v)", err)
 	}
 	var lastErr error
 	for range startAttempts {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"runtime"
 	"strings"
 	"sync"
@@ -189,10 +188,8 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, p := range opts.Include {
-		if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("include pattern %q: %w", p, err)
-		}
+	if err := checkIncludes(opts.Include); err != nil {
+		return nil, err
 	}
 	switch opts.Mode {
 	case "":
@@ -277,14 +274,8 @@ func (rs *restorer) included(p string) bool {
 	if len(rs.opts.Include) == 0 {
 		return true
 	}
-	base := path.Base(p)
 	for _, pat := range rs.opts.Include {
-		pat = strings.TrimSuffix(pat, "/")
-		target := p
-		if !strings.Contains(pat, "/") {
-			target = base
-		}
-		if ok, _ := path.Match(pat, target); ok {
+		if matchInclude(pat, p) {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dedup-project/dedup/internal/testkit"
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/store/local"
 )
@@ -32,7 +33,7 @@ func TestLocalStoreDamage(t *testing.T) {
 	bigLoc := tr.lookup(tr.node(sn, big).Content[0])
 	smallLoc := tr.lookup(tr.node(sn, small).Content[0])
 	if bigLoc.Pack == smallLoc.Pack {
-		t.Skip("both files landed in one pack")
+		testkit.Skip(t, "both files landed in one pack")
 	}
 	bigPack := repo.PackName(bigLoc.Pack)
 	smallPack := repo.PackName(smallLoc.Pack)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dedup-project/dedup/internal/asnobody"
 	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 func write(t *testing.T, p string, data string) {
@@ -183,7 +184,7 @@ func TestOpenKeepsAtime(t *testing.T) {
 // this test binary as nobody.
 func TestOpenAsUnprivilegedUser(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	dir, err := os.MkdirTemp("", "dirsource-nobody-")
 	if err != nil {
@@ -204,7 +205,7 @@ func TestOpenAsUnprivilegedUser(t *testing.T) {
 func TestHelperUnprivilegedOpen(t *testing.T) {
 	dir := os.Getenv("DIRSOURCE_HELPER_DIR")
 	if dir == "" {
-		t.Skip("helper for TestOpenAsUnprivilegedUser")
+		return
 	}
 	s := New()
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/imagetest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // scatteredQcow2 makes a 64 MiB qcow2 with data at scattered, partly
@@ -187,9 +188,7 @@ func TestBlocksEmpty(t *testing.T) {
 // for its data only, in both formats.
 func TestBlocksLargeSparse(t *testing.T) {
 	imagetest.RequireQemu(t)
-	if testing.Short() {
-		t.Skip("writes 400 MiB")
-	}
+	testkit.SkipShort(t, "writes 400 MiB")
 	const (
 		virtual = 20 << 30
 		runs    = 100

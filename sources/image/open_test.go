@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/imagetest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 func openErr(t *testing.T, path string) error {
@@ -123,10 +124,7 @@ func TestOpenUnsupported(t *testing.T) {
 
 func TestOpenEncrypted(t *testing.T) {
 	imagetest.RequireQemu(t)
-	dir := t.TempDir()
-	luks := filepath.Join(dir, "luks.qcow2")
-	imagetest.Run(t, "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=x",
-		"-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", luks, "1M")
+	luks := imagetest.LUKS(t)
 	// qemu no longer creates AES images; set crypt_method 1 by hand.
 	aes := patched(t, 32, be32(1))
 	for _, p := range []string{luks, aes} {
@@ -169,14 +167,14 @@ func TestOpenMissingBacking(t *testing.T) {
 // TestBlockDevice reads a raw image through a loop device.
 func TestBlockDevice(t *testing.T) {
 	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
+		testkit.Skip(t, "losetup not installed")
 	}
 	p := filepath.Join(t.TempDir(), "dev.raw")
 	sparseFile(t, p, 8<<20)
 	writeAt(t, p, 3<<20+7, 70000, 5)
 	out, err := exec.Command("losetup", "--find", "--show", p).CombinedOutput()
 	if err != nil {
-		t.Skipf("cannot attach a loop device: %v %s", err, out)
+		testkit.Skipf(t, "cannot attach a loop device: %v %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 func TestConcurrentWritesHolesAndTrailingHole(t *testing.T) {
@@ -129,12 +130,12 @@ func TestAbortAndFailedCommitLeaveNothing(t *testing.T) {
 
 func TestDiskFullIsClearError(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
+		testkit.Skip(t, "mounting a small tmpfs needs root")
 	}
 	ctx := context.Background()
 	mnt := t.TempDir()
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=256k"); err != nil {
-		t.Skipf("cannot mount tmpfs: %v", err)
+		testkit.Skipf(t, "cannot mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 	tgt, err := Open(mnt, Options{})

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dedup-project/dedup/internal/asnobody"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 // A non-root restore cannot chown; without SkipOwner that must come back as
@@ -17,7 +18,7 @@ import (
 // The case runs this test binary again as nobody.
 func TestUnprivilegedRestore(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	dir, err := os.MkdirTemp("", "dirtarget-nobody-")
 	must(t, err)
@@ -32,7 +33,7 @@ func TestUnprivilegedRestore(t *testing.T) {
 func TestHelperUnprivilegedRestore(t *testing.T) {
 	root := os.Getenv("DIRTARGET_HELPER_DIR")
 	if root == "" {
-		t.Skip("helper for TestUnprivilegedRestore")
+		return
 	}
 	ctx := context.Background()
 	m := fileMeta(0o640)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dedup-project/dedup/internal/imagetest"
+	"github.com/dedup-project/dedup/internal/testkit"
 )
 
 const block = 512 << 10
@@ -154,7 +155,7 @@ func TestWriterBadInput(t *testing.T) {
 
 func TestConvertToQcow2(t *testing.T) {
 	if _, err := exec.LookPath("qemu-img"); err != nil {
-		t.Skip("qemu-img not installed")
+		testkit.Skip(t, "qemu-img not installed")
 	}
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "disk.raw")
@@ -193,7 +194,7 @@ func TestConvertToQcow2(t *testing.T) {
 // TestWriterBlockDevice restores onto a loop device.
 func TestWriterBlockDevice(t *testing.T) {
 	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
+		testkit.Skip(t, "losetup not installed")
 	}
 	backing := filepath.Join(t.TempDir(), "dev.raw")
 	if err := os.WriteFile(backing, fill(8*block, 9), 0o600); err != nil {
@@ -201,7 +202,7 @@ func TestWriterBlockDevice(t *testing.T) {
 	}
 	o, err := exec.Command("losetup", "--find", "--show", backing).CombinedOutput()
 	if err != nil {
-		t.Skipf("cannot attach a loop device: %v %s", err, o)
+		testkit.Skipf(t, "cannot attach a loop device: %v %s", err, o)
 	}
 	dev := strings.TrimSpace(string(o))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/dedup-project/dedup/repo/store"
@@ -21,6 +24,7 @@ const (
 	kindExists                          // a conditional write found the object
 	kindInvalidRange                    // a range starts at or past the end
 	kindNotImplemented                  // the server lacks a feature (conditional writes)
+	kindNotS3                           // a 404 without the S3 error document S3 sends
 	kindPermanent                       // retrying cannot help
 )
 
@@ -73,8 +77,13 @@ func classify(err error) (kind errorKind, code string, status int) {
 		status = sc.HTTPStatusCode()
 	}
 	switch {
-	case code == "NoSuchKey" || (code == "NotFound" && status == http.StatusNotFound):
+	case code == "NoSuchKey" || (status == http.StatusNotFound && bodiless(err)):
 		return kindNotFound, code, status
+	case status == http.StatusNotFound && !strings.HasPrefix(code, "NoSuch"):
+		// S3 sends an error document naming the missing thing (NoSuchKey,
+		// NoSuchBucket, NoSuchUpload) with every 404 that has a body; the
+		// SDK calls a 404 without one "NotFound". It did not come from S3.
+		return kindNotS3, code, status
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
 		return kindExists, code, status
 	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
@@ -99,6 +108,13 @@ func classify(err error) (kind errorKind, code string, status int) {
 		return kindPermanent, code, status
 	}
 	return kindTransient, code, status
+}
+
+// bodiless reports whether err answers a HEAD request, whose answers carry
+// no error document: for those a bare 404 is S3's normal "not found".
+func bodiless(err error) bool {
+	var op *smithy.OperationError
+	return errors.As(err, &op) && strings.HasPrefix(op.OperationName, "Head")
 }
 
 // permanentError carries store.ErrPermanent and the SDK error while
@@ -126,13 +142,26 @@ func (s *Store) mapError(ctx context.Context, op, name string, err error) error 
 		return fmt.Errorf("%s %s: %w", op, name, store.ErrExists)
 	case kindPermanent, kindNotImplemented, kindInvalidRange:
 		return &permanentError{msg: fmt.Sprintf("%s %s: %s", op, name, s.describe(code, status)), cause: err}
+	case kindNotS3:
+		return &permanentError{msg: fmt.Sprintf("%s %s: %s", op, name, s.notS3()), cause: err}
 	}
 	// A request that never reached a server says so in a few words; the
 	// SDK's rendering of it runs to several lines of empty fields.
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return &transientError{
+			msg:   fmt.Sprintf("%s %s: cannot reach the S3 endpoint: cannot resolve host %s (%s)", op, name, dnsErr.Name, dnsErr.Err),
+			cause: err,
+		}
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
+		where := opErr.Op
+		if opErr.Addr != nil {
+			where += " " + opErr.Addr.String()
+		}
 		return &transientError{
-			msg:   fmt.Sprintf("%s %s: cannot reach the S3 endpoint (%s %s): %v", op, name, opErr.Op, opErr.Addr, opErr.Err),
+			msg:   fmt.Sprintf("%s %s: cannot reach the S3 endpoint (%s): %v", op, name, where, opErr.Err),
 			cause: err,
 		}
 	}
@@ -147,6 +176,30 @@ type transientError struct {
 
 func (e *transientError) Error() string { return e.msg }
 func (e *transientError) Unwrap() error { return e.cause }
+
+// missingBucket explains a 404 on HEAD of the bucket. A HEAD answer has no
+// body, so the 404 may be S3's "no such bucket" or come from an endpoint
+// that is not S3 at all; a listing, whose error answer has a body, tells
+// the two apart, so that every command names the same cause.
+func (s *Store) missingBucket(ctx context.Context, op, name string, headErr error) error {
+	_, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), MaxKeys: aws.Int32(1)})
+	if err == nil || ctx.Err() != nil {
+		// The bucket answers a listing after all: the HEAD was refused
+		// for a reason the listing does not share.
+		return s.mapError(ctx, op, name, headErr)
+	}
+	return s.mapError(ctx, op, name, err)
+}
+
+// notS3 says what a bare 404 means: not an answer from S3.
+func (s *Store) notS3() string {
+	endpoint := "the S3 endpoint"
+	if e := s.client.Options().BaseEndpoint; e != nil {
+		endpoint = *e
+	}
+	return fmt.Sprintf("s3 bucket %q: %s answered HTTP 404 without an S3 error: it is not an S3 server, or not at this path "+
+		"(check --s3-endpoint or AWS_ENDPOINT_URL_S3, and --s3-path-style)", s.bucket, endpoint)
+}
 
 // describe names the bucket and the cause in words.
 func (s *Store) describe(code string, status int) string {

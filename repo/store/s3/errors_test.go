@@ -135,15 +135,7 @@ func TestMissingBucketAndCreate(t *testing.T) {
 	bucket := "never-created-" + fmt.Sprint(time.Now().UnixNano())
 	s := openOn(t, srv, Options{Bucket: bucket, Prefix: "p"})
 
-	checks := map[string]error{
-		"put":    s.Put(ctx, "config", []byte("x")),
-		"list":   s.List(ctx, "", func(store.Info) error { return nil }),
-		"delete": s.Delete(ctx, "config"),
-	}
-	_, checks["get"] = s.Get(ctx, "config", 0, -1)
-	_, checks["stat"] = s.Stat(ctx, "config")
-	_, checks["empty get"] = s.Get(ctx, "config", 0, 0)
-	for op, err := range checks {
+	for op, err := range everyOp(ctx, s) {
 		if !store.IsPermanent(err) || store.IsNotFound(err) {
 			t.Errorf("%s: got %v, want a permanent error", op, err)
 			continue

@@ -291,7 +291,7 @@ func (s *Store) checkBucket(ctx context.Context, op, name string) error {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
 	if err != nil {
 		if kind, _, _ := classify(err); kind == kindNotFound {
-			return &permanentError{msg: fmt.Sprintf("%s %s: %s", op, name, s.describe("NoSuchBucket", http.StatusNotFound)), cause: err}
+			return s.missingBucket(ctx, op, name, err)
 		}
 		return s.mapError(ctx, op, name, err)
 	}

@@ -79,13 +79,21 @@ func apiErr(status int, code string) error {
 	})
 }
 
+// headErr is apiErr as the SDK returns it for HeadObject.
+func headErr(status int, code string) error {
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "HeadObject", Err: apiErr(status, code)}
+}
+
 func TestClassify(t *testing.T) {
 	cases := []struct {
 		err  error
 		want errorKind
 	}{
 		{apiErr(404, "NoSuchKey"), kindNotFound},
-		{apiErr(404, "NotFound"), kindNotFound},
+		{headErr(404, "NotFound"), kindNotFound},
+		{apiErr(404, "NotFound"), kindNotS3},
+		{apiErr(404, ""), kindNotS3},
+		{headErr(404, ""), kindNotFound},
 		{apiErr(404, "NoSuchBucket"), kindPermanent},
 		{apiErr(404, "NoSuchUpload"), kindPermanent},
 		{apiErr(412, "PreconditionFailed"), kindExists},
