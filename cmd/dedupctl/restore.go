@@ -37,10 +37,13 @@ type restoreFlags struct {
 func (a *app) restoreCommand() *cobra.Command {
 	var f restoreFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --target DIR",
-		Short: "Restore a snapshot into a directory",
-		Long: `Restore puts every backed-up absolute path under the target directory:
-/etc/app/x.conf restores to DIR/etc/app/x.conf, and --target / restores in place.
+		Use:   "restore SNAPSHOT (--target DIR | --image-target PATH | --domain --disk-dir DIR)",
+		Short: "Restore a snapshot into a directory, an image file or device, or a libvirt domain",
+		Long: `Restore puts every backed-up absolute path of a directory snapshot under the
+target directory: /etc/app/x.conf restores to DIR/etc/app/x.conf, and --target /
+restores in place. Image snapshots restore with --image-target (a raw or qcow2 file,
+a block device, or a directory for several images), domain snapshots with --domain
+--disk-dir DIR; a snapshot restored with the options of another kind is refused.
 
 Modes:
   full          materialise the snapshot into an empty target (--force for a non-empty one)
@@ -53,14 +56,15 @@ Modes:
 		Example: `  dedupctl restore latest --target /srv/restore
   dedupctl restore 3f9a1c2e --target / --include /etc/cluster --force
   dedupctl restore latest --target /srv/standby --mode incremental --delete
-  dedupctl restore latest --target /srv/delta --mode differential --deleted-list /srv/delta.deleted`,
+  dedupctl restore latest --target /srv/delta --mode differential --deleted-list /srv/delta.deleted
+  dedupctl restore 7c1d0e4a --image-target /var/lib/libvirt/images/vm.qcow2 --mode incremental`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runRestore(cmd.Context(), args[0], f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.target, "target", "t", "", "directory to restore into (required)")
+	fl.StringVarP(&f.target, "target", "t", "", "directory snapshots: directory to restore into")
 	fl.StringArrayVarP(&f.include, "include", "i", nil, "restore only entries matching this pattern, with their contents (repeatable; '/etc/app', '/etc/*.conf', or a base-name pattern like '*.conf')")
 	fl.BoolVar(&f.force, "force", false, "full mode: restore into a non-empty target, replacing entries of the same name")
 	fl.BoolVar(&f.numericIDs, "numeric-ids", false, "restore owners by stored UID/GID instead of mapping user and group names")
@@ -156,6 +160,9 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		return err
 	}
 	defer s.Close()
+	if err := restore.CheckKind(sn); err != nil {
+		return fmt.Errorf("%w: restore it with --image-target PATH (or --domain --disk-dir DIR for a domain)", err)
+	}
 	opts := restore.Options{Mode: f.mode, Include: f.include, Force: f.force, Delete: f.delete,
 		TrustMtime: f.trustMtime, Workers: a.readWorkers(), RunFiles: a.runFiles()}
 	var dl *deletedWriter

@@ -100,6 +100,30 @@ type Result struct {
 // ErrDamagedFiles is returned when some files were left out as damaged.
 var ErrDamagedFiles = errors.New("some files could not be restored because their data is damaged")
 
+// ErrWrongKind is returned for a snapshot that holds disk images: its
+// root tree names images, and restoring it as a directory would write
+// empty files named after them.
+var ErrWrongKind = errors.New("not a directory snapshot")
+
+// KindDir is the kind of directory snapshots (older manifests leave the
+// kind empty).
+const KindDir = "dir"
+
+// CheckKind refuses a snapshot that is not a directory snapshot.
+func CheckKind(sn *repo.Snapshot) error {
+	if sn.Kind == "" || sn.Kind == KindDir {
+		return nil
+	}
+	return fmt.Errorf("snapshot %s is a%s %s snapshot: %w", sn.ID.Short(), article(sn.Kind), sn.Kind, ErrWrongKind)
+}
+
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "n"
+	}
+	return ""
+}
+
 // ErrNotEmpty is returned by a full restore into a non-empty target.
 var ErrNotEmpty = errors.New("restore target is not empty (use --force, or --mode incremental to update it)")
 
@@ -193,6 +217,9 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("include pattern %q: %w", p, err)
 		}
+	}
+	if err := CheckKind(sn); err != nil {
+		return nil, err
 	}
 	switch opts.Mode {
 	case "":
@@ -407,6 +434,12 @@ func (rs *restorer) exists(ctx context.Context, comps [][]byte) bool {
 
 func (rs *restorer) restoreEntry(ctx context.Context, n *repo.Node, c [][]byte, p string) error {
 	m := n.Meta
+	if n.Image != nil {
+		// A disk image inside a directory tree has no file content to
+		// write: restoring it would leave an empty file in its place.
+		rs.damage(p, fmt.Errorf("%w: a disk image node in a directory snapshot", repo.ErrDamaged))
+		return nil
+	}
 	switch m.Type {
 	case fsmeta.File:
 		if m.Nlink > 1 {
