@@ -475,7 +475,8 @@ func (rs *restorer) damage(p string, err error) {
 }
 
 // locate looks up where each chunk of n is and the file's size. A chunk
-// the index does not know is reported as damage and gives ok = false.
+// the index does not know, or knows as a tree, is reported as damage and
+// gives ok = false.
 func (rs *restorer) locate(ctx context.Context, n *repo.Node, p string) (locs []index.Location, size int64, ok bool, err error) {
 	locs = make([]index.Location, len(n.Content))
 	for i, id := range n.Content {
@@ -485,6 +486,10 @@ func (rs *restorer) locate(ctx context.Context, n *repo.Node, p string) (locs []
 		}
 		if !found {
 			rs.damage(p, &repo.BlobError{ID: id, Err: repo.ErrMissing})
+			return nil, 0, false, nil
+		}
+		if err := repo.CheckBlobType(id, loc, repo.BlobData); err != nil {
+			rs.damage(p, err)
 			return nil, 0, false, nil
 		}
 		locs[i] = loc
