@@ -144,6 +144,7 @@ func (a *app) imageBackup(ctx context.Context, f backupFlags, source string, in 
 type imageRestoreFlags struct {
 	target  string // --image-target
 	format  string
+	fmtSet  bool // --format given: otherwise an existing target keeps its format
 	mode    string
 	from    string
 	force   bool
@@ -232,7 +233,10 @@ func (a *app) runImageRestore(ctx context.Context, name string, f imageRestoreFl
 	})
 	var total imagerestore.Result
 	for _, n := range nodes {
-		opts := imagerestore.PathOptions{Mode: f.mode, Format: f.format, Force: f.force, Progress: prog, Workers: a.readWorkers()}
+		opts := imagerestore.PathOptions{Mode: f.mode, Force: f.force, Progress: prog, Workers: a.readWorkers()}
+		if f.fmtSet {
+			opts.Format = f.format
+		}
 		if from != nil {
 			if opts.From, err = imagerestore.FindImage(ctx, s.repo, from, string(n.Name)); err != nil {
 				break

@@ -28,6 +28,7 @@ type restoreFlags struct {
 
 	imageTarget string
 	format      string
+	formatSet   bool // --format given: raw may then replace a qcow2 image
 	from        string
 	domain      bool
 	rename      string
@@ -60,6 +61,7 @@ Modes:
   dedupctl restore 7c1d0e4a --image-target /var/lib/libvirt/images/vm.qcow2 --mode incremental`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.formatSet = cmd.Flags().Changed("format")
 			return a.runRestore(cmd.Context(), args[0], f)
 		},
 	}
@@ -74,7 +76,7 @@ Modes:
 	fl.StringVar(&f.since, "since", "", "differential mode: the base snapshot to compare with (default: the snapshot's base)")
 	fl.StringVar(&f.deletedList, "deleted-list", "", "differential mode: write the paths deleted since the base to this file, one per line")
 	fl.StringVar(&f.imageTarget, "image-target", "", "image snapshots: raw file or block device to restore to (a directory for several images)")
-	fl.StringVar(&f.format, "format", "raw", "image snapshots: raw, or qcow2 (full mode; converted with qemu-img)")
+	fl.StringVar(&f.format, "format", "raw", "image snapshots: raw or qcow2 (default: the format an existing --image-target holds, else raw; a qcow2 image is only overwritten as raw with --format raw)")
 	fl.StringVar(&f.from, "from", "", "image snapshots, incremental mode: a snapshot the target is known to hold; maps are compared instead of reading the target")
 	fl.BoolVar(&f.domain, "domain", false, "domain snapshots: restore the disks into --disk-dir and define the domain (left shut off)")
 	fl.StringVar(&f.rename, "rename", "", "domain snapshots: define the restored domain under this name, with new UUID and MAC addresses")
@@ -146,7 +148,7 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		if f.target != "" {
 			return errors.New("give --target for directory snapshots, or --image-target/--domain for image snapshots, not both")
 		}
-		return a.runImageRestore(ctx, name, imageRestoreFlags{target: f.imageTarget, format: f.format, mode: f.mode,
+		return a.runImageRestore(ctx, name, imageRestoreFlags{target: f.imageTarget, format: f.format, fmtSet: f.formatSet, mode: f.mode,
 			from: f.from, force: f.force, domain: f.domain, rename: f.rename, diskDir: f.diskDir})
 	}
 	if f.target == "" {

@@ -51,3 +51,44 @@ func TestRestoreHelpTargets(t *testing.T) {
 		t.Errorf("restore --help still calls a flag required:\n%s", out)
 	}
 }
+
+// An image restored onto an existing qcow2 image (the disk a libvirt
+// domain declares as type='qcow2') stays a qcow2 image, fully or
+// incrementally; raw bytes replace it only with --format raw.
+func TestImageRestoreKeepsQcow2Target(t *testing.T) {
+	needQemu(t)
+	e := newEnv(t)
+	e.ok("init")
+	img := filepath.Join(e.dir, "vm.raw")
+	d1 := append(noise(2<<20, 1), make([]byte, 2<<20)...)
+	writeFile(t, img, d1)
+	var b1 imageBackupJSON
+	lastJSON(t, e.ok("backup", "--json", "--image", img).stdout, &b1)
+	d2 := append([]byte(nil), d1...)
+	copy(d2[3<<20:], noise(1000, 2))
+	writeFile(t, img, d2)
+	var b2 imageBackupJSON
+	lastJSON(t, e.ok("backup", "--json", "--image", img).stdout, &b2)
+
+	qc := filepath.Join(e.dir, "vm.qcow2")
+	isQcow2 := func(what string) {
+		t.Helper()
+		if b := mustRead(t, qc); len(b) < 4 || string(b[:4]) != "QFI\xfb" {
+			t.Fatalf("%s: target is no longer a qcow2 image", what)
+		}
+		tool(t, "qemu-img", "check", "-q", qc)
+	}
+	e.ok("restore", b1.ID, "--image-target", qc, "--format", "qcow2")
+	e.ok("restore", b2.ID, "--image-target", qc, "--mode", "incremental")
+	isQcow2("incremental")
+	tool(t, "qemu-img", "compare", "-q", "-f", "raw", "-F", "qcow2", img, qc)
+	e.ok("restore", b1.ID, "--image-target", qc, "--force")
+	isQcow2("full --force")
+	if !bytes.Equal(qemuRaw(t, qc), d1) {
+		t.Fatal("full restore into the qcow2 image differs")
+	}
+	e.ok("restore", b2.ID, "--image-target", qc, "--force", "--format", "raw")
+	if !bytes.Equal(mustRead(t, qc), d2) {
+		t.Fatal("--format raw did not write the raw disk")
+	}
+}

@@ -16,14 +16,18 @@ import (
 
 // Output formats.
 const (
-	FormatRaw   = "raw"
-	FormatQcow2 = "qcow2"
+	FormatRaw   = imagetarget.FormatRaw
+	FormatQcow2 = imagetarget.FormatQcow2
 )
 
 // PathOptions tune a restore to a file or block device.
 type PathOptions struct {
-	Mode   string         // ModeFull (default) or ModeIncremental
-	Format string         // FormatRaw (default) or FormatQcow2 (full mode only)
+	Mode string // ModeFull (default) or ModeIncremental
+	// Format is what the target is written as. Empty keeps the format an
+	// existing target holds (found by its content, not its name) and
+	// writes raw otherwise. FormatRaw over an existing qcow2 image
+	// replaces its content with the raw disk: only when asked for.
+	Format string
 	From   *repo.ImageRef // incremental: the map the target is known to hold
 	// Force lets a full restore replace an existing non-empty file or
 	// overwrite a block device.
@@ -33,35 +37,39 @@ type PathOptions struct {
 }
 
 // ToPath restores the image ref describes to path: a raw file (holes left
-// sparse), a block device, or a qcow2 file made from a raw one with
-// qemu-img.
+// sparse), a block device, or a qcow2 file (written whole from a raw one
+// with qemu-img, or updated in place in incremental mode).
 func ToPath(ctx context.Context, r Reader, ref *repo.ImageRef, path string, opts PathOptions) (Result, error) {
 	if opts.Mode == "" {
 		opts.Mode = ModeFull
 	}
-	if opts.Format == "" {
-		opts.Format = FormatRaw
-	}
 	ropts := Options{Mode: opts.Mode, From: opts.From, Workers: opts.Workers, Progress: opts.Progress}
-	switch opts.Format {
-	case FormatRaw:
-	case FormatQcow2:
-		if opts.Mode != ModeFull {
-			return Result{}, errors.New("qcow2 output is written whole: use --mode full, or restore incrementally to a raw image")
-		}
-		return toQcow2(ctx, r, ref, path, ropts, opts.Force)
-	default:
-		return Result{}, fmt.Errorf("unknown image format %q (want raw or qcow2)", opts.Format)
-	}
 	st, err := os.Stat(path)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Result{}, fmt.Errorf("image target: %w", err)
 	}
 	device := exists && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
-	switch {
-	case exists && st.IsDir():
+	if exists && st.IsDir() {
 		return Result{}, fmt.Errorf("image target %s is a directory", path)
+	}
+	held := ""
+	if exists && (device || st.Mode().IsRegular()) {
+		if held, err = imagetarget.DetectFormat(path); err != nil {
+			return Result{}, err
+		}
+	}
+	format, err := outputFormat(path, opts, held, device)
+	if err != nil {
+		return Result{}, err
+	}
+	if format == FormatQcow2 {
+		if opts.Mode == ModeIncremental {
+			return updateQcow2(ctx, r, ref, path, ropts)
+		}
+		return toQcow2(ctx, r, ref, path, ropts, opts.Force)
+	}
+	switch {
 	case opts.Mode == ModeIncremental && !exists:
 		return Result{}, fmt.Errorf("incremental restore needs an existing image at %s (use --mode full to create one)", path)
 	case opts.Mode == ModeFull && device && !opts.Force:
@@ -111,6 +119,54 @@ func mayHoldData(f *os.File) func(off, n int64) bool {
 		}
 		return err != nil || next < off+n
 	}
+}
+
+// outputFormat decides what the target is written as, from the format
+// asked for and the one an existing target holds.
+func outputFormat(path string, opts PathOptions, held string, device bool) (string, error) {
+	format := opts.Format
+	switch format {
+	case "":
+		format = FormatRaw
+		if held == FormatQcow2 {
+			format = FormatQcow2
+		}
+	case FormatRaw, FormatQcow2:
+	default:
+		return "", fmt.Errorf("unknown image format %q (want raw or qcow2)", opts.Format)
+	}
+	switch {
+	case format == FormatQcow2 && device:
+		what := "is a block device"
+		if held == FormatQcow2 {
+			what = "is a block device holding a qcow2 image"
+		}
+		return "", fmt.Errorf("image target %s %s: qcow2 restores go to files; give --format raw to overwrite it with the raw disk", path, what)
+	case format == FormatQcow2 && opts.Mode == ModeIncremental && held != FormatQcow2:
+		return "", fmt.Errorf("image target %s does not hold a qcow2 image: leave out --format qcow2 to update it as a raw image", path)
+	}
+	return format, nil
+}
+
+// updateQcow2 brings an existing qcow2 image up to the snapshot, writing
+// only the blocks that differ and keeping it a qcow2 image.
+func updateQcow2(ctx context.Context, r Reader, ref *repo.ImageRef, path string, ropts Options) (Result, error) {
+	u, err := imagetarget.OpenQcow2(ctx, path, ref.VirtualSize)
+	if err != nil {
+		return Result{}, err
+	}
+	defer u.Close()
+	res, err := Restore(ctx, r, ref, u, ropts)
+	if err == nil {
+		err = u.Apply(ctx)
+	}
+	if err == nil {
+		err = u.Close()
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("restore image to %s: %w", path, err)
+	}
+	return res, nil
 }
 
 // toQcow2 restores to a sparse raw file beside path and converts it.

@@ -10,5 +10,9 @@
 // blocks that differ.
 //
 // qcow2 output is produced by restoring to a raw file and converting it
-// with qemu-img, which already skips holes and writes a checked image.
+// with qemu-img, which already skips holes and writes a checked image. An
+// existing qcow2 image is updated in place by Qcow2Updater: it reads the
+// image with go-qcow2reader and hands the staged changes to qemu-io, so
+// qemu keeps the image's metadata consistent. DetectFormat tells a qcow2
+// target from a raw one by its content.
 package imagetarget

@@ -86,8 +86,13 @@ func (w *Writer) Size() int64 { return w.size }
 func (w *Writer) IsDevice() bool { return w.device }
 
 func (w *Writer) checkRange(op string, off, length int64) error {
-	if off < 0 || length < 0 || off > w.size || length > w.size-off {
-		return fmt.Errorf("%s %s: range [%d, %d) outside the image of %d bytes", op, w.path, off, off+length, w.size)
+	return checkRange(op, w.path, off, length, w.size)
+}
+
+// checkRange refuses a range that is not inside an image of size bytes.
+func checkRange(op, path string, off, length, size int64) error {
+	if off < 0 || length < 0 || off > size || length > size-off {
+		return fmt.Errorf("%s %s: range [%d, %d) outside the image of %d bytes", op, path, off, off+length, size)
 	}
 	return nil
 }
