@@ -48,8 +48,8 @@ func TestRestoreIntoQcow2(t *testing.T) {
 	os.WriteFile(v1, d1, 0o600)
 	d2 := append([]byte(nil), d1...)
 	copy(d2[block+100:], imagetest.RandomBytes(1000, 4)) // one block changed
-	clear(d2[6*block : 7*block])                          // one block became zero
-	copy(d2[9*block:], imagetest.RandomBytes(block, 5))   // a hole got data
+	clear(d2[6*block : 7*block])                         // one block became zero
+	copy(d2[9*block:], imagetest.RandomBytes(block, 5))  // a hole got data
 	v2 := filepath.Join(dir, "v2.raw")
 	os.WriteFile(v2, d2, 0o600)
 
