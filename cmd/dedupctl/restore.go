@@ -205,9 +205,26 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		a.restoreSummary(sn, opts, target, f.deletedList, res, err)
 	}
 	if errors.Is(err, restore.ErrDamagedFiles) {
-		return fmt.Errorf("%d files could not be restored because their data is damaged (listed above); run `dedupctl verify --read-data`", len(res.Damaged))
+		return damagedError(res)
 	}
 	return err
+}
+
+// damagedError says how much a restore left out: single files, and whole
+// directories whose listing was lost with however much they held.
+func damagedError(res *restore.Result) error {
+	files, trees := res.DamageCounts()
+	what := fmt.Sprintf("%d files", files)
+	if trees > 0 {
+		what = fmt.Sprintf("%d directories with everything under them", trees)
+		if files > 0 {
+			what = fmt.Sprintf("%d files and %s", files, what)
+		}
+		if res.FilesMissing >= 0 {
+			what += fmt.Sprintf(" (%d of the snapshot's files in all)", res.FilesMissing)
+		}
+	}
+	return fmt.Errorf("%s could not be restored because their data is damaged (listed above); run `dedupctl verify --read-data`", what)
 }
 
 func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, deletedList string, res *restore.Result, err error) {
@@ -215,6 +232,10 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 		fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(w.Error()))
 	}
 	for _, d := range res.Damaged {
+		if d.Tree {
+			fmt.Fprintf(a.stderr, "damaged: %s (directory listing unreadable: nothing under it was restored): %s\n", d.Path, oneLine(d.Err.Error()))
+			continue
+		}
 		fmt.Fprintf(a.stderr, "damaged: %s: %s\n", d.Path, oneLine(d.Err.Error()))
 	}
 	if a.jsonOut {
@@ -223,7 +244,13 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 			"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
 			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped,
 			"meta_updated": res.MetaUpdated, "deleted": res.Deleted,
-			"damaged": len(res.Damaged), "warnings": len(res.Warnings),
+			"damaged": len(res.Damaged), "warnings": len(res.Warnings), "files_linked": res.FilesLinked,
+		}
+		if _, trees := res.DamageCounts(); trees > 0 {
+			sum["damaged_dirs"] = trees
+			if res.FilesMissing >= 0 {
+				sum["files_missing"] = res.FilesMissing
+			}
 		}
 		if opts.Base != nil {
 			sum["base"] = opts.Base.ID.String()

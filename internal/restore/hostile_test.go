@@ -109,3 +109,35 @@ func TestImageInDirectoryRestoreRefused(t *testing.T) {
 		t.Fatalf("image snapshot: %v", err)
 	}
 }
+
+// A directory whose listing cannot be read is reported once, as a whole
+// subtree, and the restore says how many of the snapshot's files that
+// took with it (the manifest counts them).
+func TestLostSubtreeCounted(t *testing.T) {
+	tr := newRepo(t)
+	c := tr.craft(t)
+	good := []byte("kept\n")
+	var lost chunk.ID
+	lost[0] = 0x42 // in no index: its listing is gone
+	root := c.tree(fileNode("a", int64(len(good)), c.data(good)), dirNode("lost", lost),
+		dirNode("sub", c.tree(fileNode("b", int64(len(good)), c.data(good)))))
+	sn := c.snapshot(root)
+	sn.Summary.FilesNew = 2 + 3000 // what the backup counted, the lost directory's files included
+	for _, mode := range []string{restore.ModeFull, restore.ModeIncremental} {
+		dir := t.TempDir()
+		res, err := restore.Run(context.Background(), tr.r, sn, openTarget(t, dir), restore.Options{Mode: mode})
+		if !errors.Is(err, restore.ErrDamagedFiles) {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		files, trees := res.DamageCounts()
+		if files != 0 || trees != 1 || res.Damaged[0].Path != "/lost/" || !res.Damaged[0].Tree {
+			t.Fatalf("%s: damaged %+v", mode, res.Damaged)
+		}
+		if res.FilesMissing != 3000 {
+			t.Errorf("%s: %d files missing, want 3000", mode, res.FilesMissing)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "sub", "b")); err != nil || string(b) != string(good) {
+			t.Errorf("%s: the intact subtree: %q %v", mode, b, err)
+		}
+	}
+}

@@ -42,7 +42,7 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 		tree, err := rs.r.LoadTree(ctx, *treeID)
 		if err != nil {
 			if errors.Is(err, repo.ErrDamaged) || errors.Is(err, repo.ErrMissing) {
-				rs.damage(dir+"/", err)
+				rs.damageTree(dir, err)
 				return nil
 			}
 			return err

@@ -73,10 +73,13 @@ type Progress struct {
 	BytesTotal atomic.Int64
 }
 
-// Damage names a file that could not be restored because data is damaged.
+// Damage names a file that could not be restored because data is damaged,
+// or (Tree set) a directory whose listing could not be read: nothing under
+// it was restored, however much it held.
 type Damage struct {
 	Path string
 	Err  error
+	Tree bool
 }
 
 // Result summarises a restore.
@@ -93,8 +96,26 @@ type Result struct {
 	BytesSkipped int64    `json:"bytes_skipped"`
 	MetaUpdated  int64    `json:"meta_updated"` // entries whose metadata alone was updated
 	Deleted      int64    `json:"deleted"`      // entries removed (incremental) or listed as deleted (differential)
+	FilesLinked  int64    `json:"files_linked"` // further names of hardlinked files
 	Damaged      []Damage `json:"-"`
 	Warnings     []error  `json:"-"`
+	// FilesMissing is how many of the files the snapshot records were not
+	// restored, known when a whole directory was lost in a restore of the
+	// entire snapshot (its manifest counts the files); -1 otherwise.
+	FilesMissing int64 `json:"-"`
+}
+
+// DamageCounts returns how many files, and how many directories with all
+// they held, were left out as damaged.
+func (r *Result) DamageCounts() (files, trees int) {
+	for _, d := range r.Damaged {
+		if d.Tree {
+			trees++
+		} else {
+			files++
+		}
+	}
+	return files, trees
 }
 
 // ErrDamagedFiles is returned when some files were left out as damaged.
@@ -274,7 +295,9 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	for _, l := range rs.links {
 		if err := t.Link(ctx, l.comps, l.target); err != nil {
 			rs.warn(err)
+			continue
 		}
+		rs.res.FilesLinked++
 	}
 	for i := len(rs.dirs) - 1; i >= 0; i-- {
 		if err := t.SetMeta(ctx, rs.dirs[i].comps, rs.dirs[i].meta); err != nil {
@@ -287,7 +310,14 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	if err := t.SyncFS(); err != nil {
 		return &rs.res, fmt.Errorf("sync restored data: %w", err)
 	}
+	rs.res.FilesMissing = -1
 	if len(rs.res.Damaged) > 0 {
+		if _, trees := rs.res.DamageCounts(); trees > 0 && len(opts.Include) == 0 && opts.Mode != ModeDifferential {
+			sm := sn.Summary
+			recorded := sm.FilesNew + sm.FilesChanged + sm.FilesUnchanged
+			restored := rs.res.FilesWritten + rs.res.FilesSkipped + rs.res.FilesLinked
+			rs.res.FilesMissing = max(recorded-restored, 0)
+		}
 		return &rs.res, ErrDamagedFiles
 	}
 	return &rs.res, nil
@@ -389,7 +419,7 @@ func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, d
 	tree, err := rs.r.LoadTree(ctx, treeID)
 	if err != nil {
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, repo.ErrMissing) {
-			rs.damage(dir+"/", err)
+			rs.damageTree(dir, err)
 			return nil
 		}
 		return err
@@ -466,6 +496,14 @@ func (rs *restorer) metaResult(err error) error {
 		return nil
 	}
 	return err
+}
+
+// damageTree reports the directory dir (the snapshot's root if empty)
+// whose listing could not be read.
+func (rs *restorer) damageTree(dir string, err error) {
+	rs.mu.Lock()
+	rs.res.Damaged = append(rs.res.Damaged, Damage{Path: dir + "/", Err: err, Tree: true})
+	rs.mu.Unlock()
 }
 
 func (rs *restorer) damage(p string, err error) {
