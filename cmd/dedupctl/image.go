@@ -266,12 +266,16 @@ func (a *app) imageRestoreSummary(sn *repo.Snapshot, mode string, from *repo.Sna
 			"type": "summary", "mode": mode, "snapshot": sn.ID.String(), "target": target,
 			"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
 			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped, "bytes_zeroed": res.BytesZeroed,
+			"temps_removed": res.TempsRemoved,
 		}
 		if from != nil {
 			sum["from"] = from.ID.String()
 		}
 		a.printJSON(sum)
 		return
+	}
+	if res.TempsRemoved > 0 {
+		a.info("removed %d scratch files an interrupted restore left beside the target", res.TempsRemoved)
 	}
 	a.info("%s restore of %s into %s: %d images written (%s), %d images skipped, %s already in place, %s cleared",
 		mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten), res.FilesSkipped,

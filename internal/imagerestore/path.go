@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -63,6 +62,20 @@ func ToPath(ctx context.Context, r Reader, ref *repo.ImageRef, path string, opts
 	if err != nil {
 		return Result{}, err
 	}
+	// Scratch files of an earlier restore to this path that was killed
+	// are of no use to anyone: a restore to the path removes them.
+	stale, err := imagetarget.RemoveStale(path)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := toFormat(ctx, r, ref, path, format, opts, ropts, st, device)
+	res.TempsRemoved = int64(stale)
+	return res, err
+}
+
+// toFormat restores to path in format, once the target was checked.
+func toFormat(ctx context.Context, r Reader, ref *repo.ImageRef, path, format string, opts PathOptions, ropts Options, st fs.FileInfo, device bool) (Result, error) {
+	exists := st != nil
 	if format == FormatQcow2 {
 		if opts.Mode == ModeIncremental {
 			return updateQcow2(ctx, r, ref, path, ropts)
@@ -77,15 +90,20 @@ func ToPath(ctx context.Context, r Reader, ref *repo.ImageRef, path string, opts
 	case opts.Mode == ModeFull && exists && !device && st.Size() > 0 && !opts.Force:
 		return Result{}, fmt.Errorf("image target %s exists: add --force to replace it, or use --mode incremental to update it", path)
 	}
-	if opts.Mode == ModeFull && exists && !device {
+	if opts.Mode == ModeFull && !exists {
+		return toNewRaw(ctx, r, ref, path, ropts)
+	}
+	if opts.Mode == ModeFull && !device {
 		// Start from an empty file, so every hole reads as zeros without
-		// being written and the result is as sparse as the snapshot.
+		// being written and the result is as sparse as the snapshot. The
+		// file itself is kept (its owner, mode and labels may be what a
+		// hypervisor expects), so a failure leaves it incomplete.
 		if err := os.Truncate(path, 0); err != nil {
 			return Result{}, fmt.Errorf("image target: %w", err)
 		}
 	}
 	ropts.Fresh = opts.Mode == ModeFull && !device
-	w, err := imagetarget.OpenRaw(ctx, path, ref.VirtualSize, !exists)
+	w, err := imagetarget.OpenRaw(ctx, path, ref.VirtualSize, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -103,7 +121,40 @@ func ToPath(ctx context.Context, r Reader, ref *repo.ImageRef, path string, opts
 		err = cerr
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("restore image to %s: %w", path, err)
+		left := "it is partly updated: run the restore again"
+		switch {
+		case opts.Mode == ModeFull && device:
+			left = "the device now holds part of the image"
+		case opts.Mode == ModeFull:
+			left = "the file was emptied and holds part of the image"
+		}
+		return Result{}, fmt.Errorf("restore image to %s (%s): %w", path, left, err)
+	}
+	return res, nil
+}
+
+// toNewRaw restores to a temporary file beside path, renamed to path once
+// the image is complete: a failed restore leaves no partial file.
+func toNewRaw(ctx context.Context, r Reader, ref *repo.ImageRef, path string, ropts Options) (Result, error) {
+	tmp, err := imagetarget.CreateScratch(path, "restore")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.Remove(tmp)
+	ropts.Fresh = true
+	w, err := imagetarget.OpenRaw(ctx, tmp, ref.VirtualSize, false)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := Restore(ctx, r, ref, w, ropts)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("restore image to %s (nothing written there): %w", path, err)
 	}
 	return res, nil
 }
@@ -179,12 +230,10 @@ func toQcow2(ctx context.Context, r Reader, ref *repo.ImageRef, path string, rop
 			return Result{}, fmt.Errorf("image target %s exists: add --force to replace it", path)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".raw-")
+	tmpName, err := imagetarget.CreateScratch(path, "raw")
 	if err != nil {
-		return Result{}, fmt.Errorf("qcow2 restore: scratch raw image: %w", err)
+		return Result{}, err
 	}
-	tmpName := tmp.Name()
-	tmp.Close()
 	defer os.Remove(tmpName)
 	ropts.Fresh = true
 	w, err := imagetarget.OpenRaw(ctx, tmpName, ref.VirtualSize, false)

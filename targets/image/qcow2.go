@@ -50,12 +50,10 @@ func DetectFormat(path string) (string, error) {
 // leaves out as it was. Holes and zero regions of the raw file are not
 // allocated in the result.
 func ConvertToQcow2(ctx context.Context, raw, out string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".qcow2-")
+	tmpName, err := CreateScratch(out, "qcow2")
 	if err != nil {
-		return fmt.Errorf("convert %s to qcow2 %s: %w", raw, out, err)
+		return err
 	}
-	tmpName := tmp.Name()
-	tmp.Close()
 	defer os.Remove(tmpName)
 	if err := qemu(ctx, "", "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", absolute(raw), absolute(tmpName)); err != nil {
 		return fmt.Errorf("convert %s to qcow2 %s: %w", raw, out, err)

@@ -71,7 +71,7 @@ func OpenQcow2(ctx context.Context, path string, size int64) (*Qcow2Updater, err
 		f.Close()
 		return nil, fmt.Errorf("open qcow2 image %s: %w", path, err)
 	}
-	scratch, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".blocks-")
+	scratch, err := os.MkdirTemp(filepath.Dir(path), scratchPrefix(path, "blocks"))
 	if err != nil {
 		img.Close()
 		f.Close()
