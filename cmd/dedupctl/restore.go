@@ -245,6 +245,7 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped,
 			"meta_updated": res.MetaUpdated, "deleted": res.Deleted,
 			"damaged": len(res.Damaged), "warnings": len(res.Warnings), "files_linked": res.FilesLinked,
+			"temps_removed": res.TempsRemoved,
 		}
 		if _, trees := res.DamageCounts(); trees > 0 {
 			sum["damaged_dirs"] = trees
@@ -263,6 +264,9 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 	}
 	if err != nil && !errors.Is(err, restore.ErrDamagedFiles) {
 		return
+	}
+	if res.TempsRemoved > 0 {
+		a.info("removed %d temporary files an interrupted restore left in the target", res.TempsRemoved)
 	}
 	a.info("%s restore of %s into %s: %d files written (%s), %d files skipped (%s)",
 		opts.Mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten),

@@ -30,6 +30,10 @@
 // unread), restores added and modified entries whole, and hands the paths
 // removed since the base to a callback instead of deleting anything.
 //
+// Temporary files a killed restore left (dirtarget.IsTempName) are removed
+// from every directory a full --force or an incremental restore visits,
+// and counted in the result.
+//
 // Hardlinks are made after all files are in place, and directory metadata
 // is applied last, deepest first, so writing into a directory does not
 // disturb its restored mtime or a read-only mode.

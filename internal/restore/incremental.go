@@ -81,9 +81,23 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 			return err
 		}
 	}
-	// What is left in the target is not in the snapshot. Only a directory
-	// restored as a whole is cleaned: with include patterns, entries of a
-	// partly restored directory are none of this restore's business.
+	// What is left in the target is not in the snapshot. Temporary files
+	// of a killed restore go in any case; other entries only with Delete,
+	// and only in a directory restored as a whole: with include patterns,
+	// entries of a partly restored directory are none of this restore's
+	// business.
+	for _, e := range entries {
+		if _, extra := have[string(e.Name)]; !extra || e.Meta.Type == fsmeta.Dir || !dirtarget.IsTempName(e.Name) {
+			continue
+		}
+		if err := rs.t.RemoveAll(ctx, appendComp(comps, e.Name)); err != nil {
+			return err
+		}
+		delete(have, string(e.Name))
+		rs.mu.Lock()
+		rs.res.TempsRemoved++
+		rs.mu.Unlock()
+	}
 	if !rs.opts.Delete || !(inc || len(rs.opts.Include) == 0) {
 		return nil
 	}

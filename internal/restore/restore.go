@@ -94,9 +94,10 @@ type Result struct {
 	FilesSkipped int64    `json:"files_skipped"`
 	BytesWritten int64    `json:"bytes_written"`
 	BytesSkipped int64    `json:"bytes_skipped"`
-	MetaUpdated  int64    `json:"meta_updated"` // entries whose metadata alone was updated
-	Deleted      int64    `json:"deleted"`      // entries removed (incremental) or listed as deleted (differential)
-	FilesLinked  int64    `json:"files_linked"` // further names of hardlinked files
+	MetaUpdated  int64    `json:"meta_updated"`  // entries whose metadata alone was updated
+	Deleted      int64    `json:"deleted"`       // entries removed (incremental) or listed as deleted (differential)
+	FilesLinked  int64    `json:"files_linked"`  // further names of hardlinked files
+	TempsRemoved int64    `json:"temps_removed"` // temporary files of an interrupted restore removed
 	Damaged      []Damage `json:"-"`
 	Warnings     []error  `json:"-"`
 	// FilesMissing is how many of the files the snapshot records were not
@@ -424,6 +425,11 @@ func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, d
 		}
 		return err
 	}
+	if rs.opts.Force {
+		if err := rs.removeTemps(ctx, comps); err != nil {
+			return err
+		}
+	}
 	// An included directory was created by the caller; a directory walked
 	// only for what it may contain is created before its first entry.
 	parent := &dirOnce{comps: comps, made: inc}
@@ -495,6 +501,17 @@ func (rs *restorer) metaResult(err error) error {
 		rs.warn(err)
 		return nil
 	}
+	return err
+}
+
+// removeTemps removes what a killed restore left in the target directory
+// comps under temporary names: a restore that replaces the directory's
+// entries has no use for them, and nothing else would ever remove them.
+func (rs *restorer) removeTemps(ctx context.Context, comps [][]byte) error {
+	n, err := rs.t.RemoveTemps(ctx, comps)
+	rs.mu.Lock()
+	rs.res.TempsRemoved += int64(n)
+	rs.mu.Unlock()
 	return err
 }
 
