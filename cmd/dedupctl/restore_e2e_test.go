@@ -2,10 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dedup-project/dedup/index"
+	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/repo"
+	"github.com/dedup-project/dedup/repo/crypto"
+	"github.com/dedup-project/dedup/repo/store/local"
 )
 
 // An image snapshot restored with --target is refused before the target
@@ -91,4 +99,67 @@ func TestImageRestoreKeepsQcow2Target(t *testing.T) {
 	if !bytes.Equal(mustRead(t, qc), d2) {
 		t.Fatal("--format raw did not write the raw disk")
 	}
+}
+
+// craftExponential writes, through the library, a directory snapshot whose
+// every directory names one subtree twice, 60 levels deep, and returns
+// its ID.
+func craftExponential(t *testing.T, e *env) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := local.Create(e.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pw := []byte("correct horse")
+	if _, err := repo.Init(ctx, st, pw, repo.InitOptions{KDF: crypto.TestKDF}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, st, pw, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	idx, err := index.Open(ctx, index.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	r.UseIndex(idx)
+	w := r.NewWriter(ctx, repo.WriterOptions{})
+	sc := new(repo.Scratch)
+	id, err := w.SaveTree(ctx, &repo.Tree{}, sc)
+	for range 60 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := id
+		dir := fsmeta.Meta{Type: fsmeta.Dir, Mode: 0o755}
+		id, err = w.SaveTree(ctx, &repo.Tree{Nodes: []repo.Node{
+			{Name: []byte("a"), Meta: dir, Subtree: &sub}, {Name: []byte("b"), Meta: dir, Subtree: &sub}}}, sc)
+	}
+	if err == nil {
+		err = w.Finish(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := repo.NewSnapshot(time.Now(), "dir", id, nil, nil)
+	sn.Source, sn.Host, sn.Paths = "crafted", "h", []string{"/"}
+	sn.Summary.Dirs = 60
+	snID, err := r.SaveSnapshot(ctx, sn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snID.String()
+}
+
+// ls and restore of a snapshot whose trees share subtrees exponentially
+// end with one clear error instead of running for ever.
+func TestExponentialTreeEnds(t *testing.T) {
+	e := newEnv(t)
+	id := craftExponential(t, e)
+	e.fails(1, "more entries than its manifest records", "ls", id)
+	e.fails(1, "more entries than its manifest records", "restore", id, "--target", filepath.Join(e.dir, "out"), "--include", "*.none")
 }

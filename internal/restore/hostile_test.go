@@ -141,3 +141,44 @@ func TestLostSubtreeCounted(t *testing.T) {
 		}
 	}
 }
+
+// exponentialTree crafts a snapshot of depth levels in which every
+// directory holds two names for the same subtree: 2^depth paths from
+// depth+1 stored trees. Its manifest counts the stored trees honestly.
+func exponentialTree(t *testing.T, tr *testRepo, depth int) *repo.Snapshot {
+	c := tr.craft(t)
+	leaf := []byte("leaf\n")
+	id := c.tree(fileNode("f", int64(len(leaf)), c.data(leaf)))
+	for range depth {
+		id = c.tree(dirNode("a", id), dirNode("b", id))
+	}
+	sn := c.snapshot(id)
+	sn.Summary.Dirs, sn.Summary.FilesNew = int64(depth), 1
+	return sn
+}
+
+// A tree that shares subtrees exponentially ends the restore with an
+// error after bounded work instead of running for ever.
+func TestExponentialTreeBounded(t *testing.T) {
+	tr := newRepo(t)
+	sn := exponentialTree(t, tr, 60)
+	for _, mode := range []string{restore.ModeFull, restore.ModeIncremental} {
+		// A pattern no entry matches keeps the target empty: the walk alone
+		// is what must end. (Without one, every directory visited is also
+		// created.)
+		opts := restore.Options{Mode: mode, Include: []string{"*.none"}}
+		_, err := restore.Run(context.Background(), tr.r, sn, openTarget(t, t.TempDir()), opts)
+		if !errors.Is(err, restore.ErrTreeBudget) {
+			t.Fatalf("%s: %v", mode, err)
+		}
+	}
+	// A shallow one within its counts restores.
+	small := exponentialTree(t, tr, 3)
+	small.Summary.Dirs, small.Summary.FilesNew = 14, 8
+	dir := t.TempDir()
+	res, err := restore.Run(context.Background(), tr.r, small, openTarget(t, dir), restore.Options{})
+	must(t, err)
+	if res.FilesWritten != 8 {
+		t.Fatalf("shallow shared tree: %d files", res.FilesWritten)
+	}
+}

@@ -60,6 +60,9 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 	parent := &dirOnce{comps: comps, made: inc}
 	for i := range nodes {
 		n := &nodes[i]
+		if err := rs.budget.Visit(n); err != nil {
+			return err
+		}
 		p := dir + "/" + string(n.Name)
 		c := appendComp(comps, n.Name)
 		in := inc || rs.included(p)

@@ -176,11 +176,12 @@ type dirMeta struct {
 }
 
 type restorer struct {
-	r    Reader
-	t    *dirtarget.Target
-	opts Options
-	jobs chan job
-	prog *Progress
+	r      Reader
+	t      *dirtarget.Target
+	opts   Options
+	jobs   chan job
+	prog   *Progress
+	budget *TreeBudget
 
 	mu     sync.Mutex
 	res    Result
@@ -264,7 +265,7 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 		}
 	}
 	rs := &restorer{
-		r: r, t: t, opts: opts, prog: opts.Progress,
+		r: r, t: t, opts: opts, prog: opts.Progress, budget: NewTreeBudget(sn),
 		jobs: make(chan job, 4*opts.Workers), inodes: map[[2]uint64][][]byte{},
 		open:  map[*fileState]struct{}{},
 		slots: make(chan struct{}, maxOpenFiles),
@@ -435,6 +436,9 @@ func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, d
 	parent := &dirOnce{comps: comps, made: inc}
 	for i := range tree.Nodes {
 		n := &tree.Nodes[i]
+		if err := rs.budget.Visit(n); err != nil {
+			return err
+		}
 		p := dir + "/" + string(n.Name)
 		c := appendComp(comps, n.Name)
 		in := inc || rs.included(p)
