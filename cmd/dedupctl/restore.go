@@ -245,7 +245,7 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped,
 			"meta_updated": res.MetaUpdated, "deleted": res.Deleted,
 			"damaged": len(res.Damaged), "warnings": len(res.Warnings), "files_linked": res.FilesLinked,
-			"temps_removed": res.TempsRemoved,
+			"temps_removed": res.TempsRemoved, "owners_not_set": res.OwnersNotSet,
 		}
 		if _, trees := res.DamageCounts(); trees > 0 {
 			sum["damaged_dirs"] = trees
@@ -267,6 +267,9 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 	}
 	if res.TempsRemoved > 0 {
 		a.info("removed %d temporary files an interrupted restore left in the target", res.TempsRemoved)
+	}
+	if res.OwnersNotSet > 0 {
+		a.info("owners of %d entries not restored: this process may not give files to other users, so they belong to the restoring user (restore as root to keep owners)", res.OwnersNotSet)
 	}
 	a.info("%s restore of %s into %s: %d files written (%s), %d files skipped (%s)",
 		opts.Mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten),

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,4 +163,33 @@ func TestExponentialTreeEnds(t *testing.T) {
 	id := craftExponential(t, e)
 	e.fails(1, "more entries than its manifest records", "ls", id)
 	e.fails(1, "more entries than its manifest records", "restore", id, "--target", filepath.Join(e.dir, "out"), "--include", "*.none")
+}
+
+// A restore by a user who may not give files away says so once, not once
+// per file, and restores everything else.
+func TestUnprivilegedRestoreOneOwnerLine(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	e := newEnv(t)
+	os.Chmod(filepath.Dir(e.dir), 0o755)
+	os.Chmod(e.dir, 0o777)
+	src := filepath.Join(e.dir, "src")
+	for _, n := range []string{"a", "b", "sub/c"} {
+		writeFile(t, filepath.Join(src, n), []byte(n)) // owned by root
+	}
+	os.Chmod(filepath.Join(src, "sub"), 0o755)
+	e.creds = &syscall.Credential{Uid: 65534, Gid: 65534}
+	e.ok("init")
+	e.ok("backup", src)
+	r := e.ok("restore", "latest", "--target", filepath.Join(e.dir, "out"))
+	if strings.Contains(r.stderr, "chown") || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("per-file owner warnings:\n%s", r.stderr)
+	}
+	if n := strings.Count(r.stderr, "owners of "); n != 1 {
+		t.Fatalf("%d owner summary lines:\n%s", n, r.stderr)
+	}
+	if got := mustRead(t, filepath.Join(e.dir, "out", src, "sub", "c")); string(got) != "sub/c" {
+		t.Fatalf("restored %q", got)
+	}
 }

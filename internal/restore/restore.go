@@ -94,10 +94,11 @@ type Result struct {
 	FilesSkipped int64    `json:"files_skipped"`
 	BytesWritten int64    `json:"bytes_written"`
 	BytesSkipped int64    `json:"bytes_skipped"`
-	MetaUpdated  int64    `json:"meta_updated"`  // entries whose metadata alone was updated
-	Deleted      int64    `json:"deleted"`       // entries removed (incremental) or listed as deleted (differential)
-	FilesLinked  int64    `json:"files_linked"`  // further names of hardlinked files
-	TempsRemoved int64    `json:"temps_removed"` // temporary files of an interrupted restore removed
+	MetaUpdated  int64    `json:"meta_updated"`   // entries whose metadata alone was updated
+	Deleted      int64    `json:"deleted"`        // entries removed (incremental) or listed as deleted (differential)
+	FilesLinked  int64    `json:"files_linked"`   // further names of hardlinked files
+	TempsRemoved int64    `json:"temps_removed"`  // temporary files of an interrupted restore removed
+	OwnersNotSet int64    `json:"owners_not_set"` // entries left owned by the restoring user: it may not change owners
 	Damaged      []Damage `json:"-"`
 	Warnings     []error  `json:"-"`
 	// FilesMissing is how many of the files the snapshot records were not
@@ -309,6 +310,7 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 			rs.warn(err)
 		}
 	}
+	rs.res.OwnersNotSet = t.OwnersNotSet()
 	if err := t.SyncFS(); err != nil {
 		return &rs.res, fmt.Errorf("sync restored data: %w", err)
 	}

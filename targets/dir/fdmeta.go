@@ -31,14 +31,12 @@ func (t *Target) SetFileMeta(f *os.File, comps [][]byte, m fsmeta.Meta) error {
 		return fmt.Errorf("set metadata of %q: %w: is a file, snapshot has %s", disp, ErrTypeMismatch, m.Type)
 	}
 	var warns []error
-	if !t.opts.SkipOwner {
-		uid, gid := t.owner(m)
-		if err := unix.Fchown(fd, uid, gid); err != nil {
-			if !errors.Is(err, unix.EPERM) {
-				return fail("chown", disp, err)
-			}
-			warns = append(warns, fmt.Errorf("chown %d:%d: %w", uid, gid, err))
-		}
+	warn, err := t.chown(m, func(uid, gid int) error { return unix.Fchown(fd, uid, gid) })
+	if err != nil {
+		return fail("chown", disp, err)
+	}
+	if warn != nil {
+		warns = append(warns, warn)
 	}
 	w, err := syncXattrsWith(fdXattrs(fd), m.Xattrs)
 	if err != nil {

@@ -64,18 +64,39 @@ func (t *Target) owner(m fsmeta.Meta) (uid, gid int) {
 	return uid, gid
 }
 
+// chown gives an entry the owner m names through do, unless owners are
+// skipped. A refusal is a warning for a process that may change owners,
+// and only counted for one that may not.
+func (t *Target) chown(m fsmeta.Meta, do func(uid, gid int) error) (warn, err error) {
+	if t.opts.SkipOwner {
+		return nil, nil
+	}
+	uid, gid := t.owner(m)
+	err = do(uid, gid)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.Is(err, unix.EPERM):
+		return nil, err
+	case !t.mayChown:
+		t.ownersNotSet.Add(1)
+		return nil, nil
+	}
+	return fmt.Errorf("chown %d:%d: %w", uid, gid, err), nil
+}
+
 // applyMeta sets owner, xattrs, mode and times of name in dirfd, in that
 // order. It returns a hard error, a *MetaWarning, or nil.
 func (t *Target) applyMeta(dirfd int, name, disp string, m fsmeta.Meta) error {
 	var warns []error
-	if !t.opts.SkipOwner {
-		uid, gid := t.owner(m)
-		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if !errors.Is(err, unix.EPERM) {
-				return fail("chown", disp, err)
-			}
-			warns = append(warns, fmt.Errorf("chown %d:%d: %w", uid, gid, err))
-		}
+	warn, err := t.chown(m, func(uid, gid int) error {
+		return unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		return fail("chown", disp, err)
+	}
+	if warn != nil {
+		warns = append(warns, warn)
 	}
 	w, err := syncXattrs(procPath(dirfd, name), m.Xattrs)
 	if err != nil {
