@@ -95,20 +95,48 @@ func (t *Target) CreateFile(ctx context.Context, comps [][]byte, size int64) (*F
 	return nil, fmt.Errorf("create %q: no free temporary name", disp)
 }
 
-// WriteAt writes p at off. A block of zeros is not written, so it stays a
-// hole in the file (Commit sets the final length).
+// holeBlock is the granularity at which zeros are left as holes: the
+// block size of common Linux filesystems (ext4, XFS, btrfs), so a file
+// restores with the allocation it had, whatever its chunk boundaries.
+const holeBlock = 4096
+
+// WriteAt writes p at off. Zeros are not written wherever they cover a
+// whole filesystem block (aligned to the file's offsets), nor at the edges
+// of p: the file is new, so what is not written reads as zeros, and whole
+// blocks of zeros stay holes (Commit sets the final length).
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("write %q: negative offset %d", f.disp, off)
 	}
-	if isZero(p) {
-		return len(p), nil
+	// Walk p in pieces that end on block boundaries of the file; write
+	// each run of pieces holding data with one call.
+	runStart := -1
+	flush := func(end int) error {
+		if runStart < 0 {
+			return nil
+		}
+		if _, err := f.f.WriteAt(p[runStart:end], off+int64(runStart)); err != nil {
+			return fail("write", f.disp, err)
+		}
+		runStart = -1
+		return nil
 	}
-	n, err := f.f.WriteAt(p, off)
-	if err != nil {
-		return n, fail("write", f.disp, err)
+	for i := 0; i < len(p); {
+		n := holeBlock - int((off+int64(i))%holeBlock)
+		n = min(n, len(p)-i)
+		if isZero(p[i : i+n]) {
+			if err := flush(i); err != nil {
+				return 0, err
+			}
+		} else if runStart < 0 {
+			runStart = i
+		}
+		i += n
 	}
-	return n, nil
+	if err := flush(len(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // StartWriteback asks the kernel to begin writing a written range to disk
