@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dedup-project/dedup/internal/imagerestore"
 	"github.com/dedup-project/dedup/internal/imagetest"
 	"github.com/dedup-project/dedup/repo/repotest"
@@ -102,8 +104,16 @@ func TestRestoreIntoQcow2(t *testing.T) {
 	if _, err := imagerestore.ToPath(t.Context(), r, ref2, qc, imagerestore.PathOptions{}); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("full restore over a qcow2 image without force: %v", err)
 	}
+	// The replaced image keeps the owner and mode a hypervisor opens it
+	// with.
+	os.Chmod(qc, 0o644)
+	os.Chown(qc, 4321, 4321)
 	restore(t, r, ref2, qc, imagerestore.PathOptions{Force: true})
 	qemuSame(t, qc, v2)
+	var st unix.Stat_t
+	if err := unix.Stat(qc, &st); err != nil || st.Mode&0o777 != 0o644 || os.Getuid() == 0 && st.Uid != 4321 {
+		t.Fatalf("replaced image: mode %o, owner %d (%v)", st.Mode&0o777, st.Uid, err)
+	}
 
 	// Asking for qcow2 updates of a raw image is refused, raw over qcow2
 	// is done when asked.

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Formats a target can hold.
@@ -58,8 +60,34 @@ func ConvertToQcow2(ctx context.Context, raw, out string) error {
 	if err := qemu(ctx, "", "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", absolute(raw), absolute(tmpName)); err != nil {
 		return fmt.Errorf("convert %s to qcow2 %s: %w", raw, out, err)
 	}
+	if err := keepOwnerAndMode(out, tmpName); err != nil {
+		return err
+	}
 	if err := os.Rename(tmpName, out); err != nil {
 		return fmt.Errorf("convert %s to qcow2: %w", raw, err)
+	}
+	return nil
+}
+
+// keepOwnerAndMode gives the replacement tmp the owner and mode of the
+// file old it replaces, if that exists: a hypervisor that could open the
+// old image must be able to open the new one. An owner this process may
+// not give is left as it is.
+func keepOwnerAndMode(old, tmp string) error {
+	st, err := os.Stat(old)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("image target: %w", err)
+	}
+	if err := os.Chmod(tmp, st.Mode().Perm()); err != nil {
+		return fmt.Errorf("image target: %w", err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if err := os.Chown(tmp, int(sys.Uid), int(sys.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("image target: %w", err)
+		}
 	}
 	return nil
 }
