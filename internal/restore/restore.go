@@ -137,7 +137,7 @@ func CheckKind(sn *repo.Snapshot) error {
 	if sn.Kind == "" || sn.Kind == KindDir {
 		return nil
 	}
-	return fmt.Errorf("snapshot %s is a%s %s snapshot: %w", sn.ID.Short(), article(sn.Kind), sn.Kind, ErrWrongKind)
+	return fmt.Errorf("snapshot %s is a%s %s snapshot, %w", sn.ID.Short(), article(sn.Kind), sn.Kind, ErrWrongKind)
 }
 
 func article(word string) string {
