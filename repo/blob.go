@@ -118,12 +118,10 @@ func (r *Repository) openBlob(dst []byte, t uint8, id chunk.ID, sealed []byte) (
 	return plain, nil
 }
 
-// LoadBlob reads one blob, verifying its ID after decryption. dst is reused
-// when large enough. Damage gives a *BlobError wrapping ErrDamaged.
-// The type argument documents the caller's expectation; the type recorded in
-// the index is the one the blob was sealed with (equal bytes are stored once,
-// under the type first saved), so it is what opening uses.
-func (r *Repository) LoadBlob(ctx context.Context, _ uint8, id chunk.ID, dst []byte) ([]byte, error) {
+// LoadBlob reads one blob of type t, verifying its ID after decryption.
+// dst is reused when large enough. Damage, and a blob stored as another
+// type than t, give a *BlobError wrapping ErrDamaged.
+func (r *Repository) LoadBlob(ctx context.Context, t uint8, id chunk.ID, dst []byte) ([]byte, error) {
 	loc, ok, err := r.idx.Lookup(ctx, id)
 	if err != nil {
 		return nil, err
@@ -131,7 +129,32 @@ func (r *Repository) LoadBlob(ctx context.Context, _ uint8, id chunk.ID, dst []b
 	if !ok {
 		return nil, &BlobError{ID: id, Err: ErrMissing}
 	}
+	if err := CheckBlobType(id, loc, t); err != nil {
+		return nil, err
+	}
 	return r.LoadBlobAt(ctx, id, loc, dst)
+}
+
+// CheckBlobType refuses a location whose blob was stored as another type
+// than want: a tree that names a tree where file data belongs (or the
+// reverse) must not have the encoding of one read as the other. Callers
+// that look locations up themselves and read them with LoadBlobAt or
+// OpenSealed check each one with it.
+func CheckBlobType(id chunk.ID, loc index.Location, want uint8) error {
+	if uint8(loc.Type) == want {
+		return nil
+	}
+	return &BlobError{ID: id, Pack: loc.Pack, Err: fmt.Errorf("%w: stored as %s, read as %s", ErrDamaged, blobTypeName(uint8(loc.Type)), blobTypeName(want))}
+}
+
+func blobTypeName(t uint8) string {
+	switch t {
+	case BlobData:
+		return "file data"
+	case BlobTree:
+		return "a tree"
+	}
+	return fmt.Sprintf("unknown type %d", t)
 }
 
 // LoadBlobAt reads a blob from a known location.

@@ -195,6 +195,7 @@ func (a *app) imageBackupSummary(level, source string, res *imagebackup.Result) 
 type imageRestoreFlags struct {
 	target  string // --image-target
 	format  string
+	fmtSet  bool // --format given: otherwise an existing target keeps its format
 	mode    string
 	from    string
 	force   bool
@@ -283,7 +284,10 @@ func (a *app) runImageRestore(ctx context.Context, name string, f imageRestoreFl
 	})
 	var total imagerestore.Result
 	for _, n := range nodes {
-		opts := imagerestore.PathOptions{Mode: f.mode, Format: f.format, Force: f.force, Progress: prog, Workers: a.readWorkers()}
+		opts := imagerestore.PathOptions{Mode: f.mode, Force: f.force, Progress: prog, Workers: a.readWorkers()}
+		if f.fmtSet {
+			opts.Format = f.format
+		}
 		if from != nil {
 			if opts.From, err = imagerestore.FindImage(ctx, s.repo, from, string(n.Name)); err != nil {
 				break
@@ -313,12 +317,16 @@ func (a *app) imageRestoreSummary(sn *repo.Snapshot, mode string, from *repo.Sna
 			"type": "summary", "mode": mode, "snapshot": sn.ID.String(), "target": target,
 			"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
 			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped, "bytes_zeroed": res.BytesZeroed,
+			"temps_removed": res.TempsRemoved,
 		}
 		if from != nil {
 			sum["from"] = from.ID.String()
 		}
 		a.printJSON(sum)
 		return
+	}
+	if res.TempsRemoved > 0 {
+		a.info("removed %d scratch files an interrupted restore left beside the target", res.TempsRemoved)
 	}
 	a.info("%s restore of %s into %s: %d images written (%s), %d images skipped, %s already in place, %s cleared",
 		mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten), res.FilesSkipped,

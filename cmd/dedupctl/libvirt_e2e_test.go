@@ -49,7 +49,7 @@ type bg struct {
 	done   chan error
 }
 
-func (e *env) start(extraEnv []string, args ...string) *bg {
+func (e *env) startBG(extraEnv []string, args ...string) *bg {
 	e.t.Helper()
 	b := &bg{cmd: exec.Command(binPath, args...), lines: make(chan map[string]any, 64), done: make(chan error, 1)}
 	b.cmd.Env = append(append([]string{}, e.vars...), extraEnv...)
@@ -119,7 +119,7 @@ func TestLibvirtBackingChainAndRestoreBeside(t *testing.T) {
 	baseSum := fileSum(t, base)
 
 	h := libvirttest.NewHold(t, "blockcommit")
-	b := e.start(append(h.Env(), libvirtEnv...), "backup", "--json", "--domain", dom.Name)
+	b := e.startBG(append(h.Env(), libvirtEnv...), "backup", "--json", "--domain", dom.Name)
 	heldAtCommit(t, b, h)
 	overlay := dom.Source(t, "vda", true)
 	if !libvirt.IsOverlay(overlay) {
@@ -196,7 +196,7 @@ func testKilledBackupRecovered(t *testing.T, shutOff bool) {
 	baseSum := fileSum(t, base)
 
 	h := libvirttest.NewHold(t, "blockcommit")
-	b := e.start(append(h.Env(), libvirtEnv...), "backup", "--json", "--domain", dom.Name)
+	b := e.startBG(append(h.Env(), libvirtEnv...), "backup", "--json", "--domain", dom.Name)
 	heldAtCommit(t, b, h)
 	if err := b.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestLibvirtConcurrentBackupsRefused(t *testing.T) {
 	e.ok("init")
 	baseSum := fileSum(t, base)
 	h := libvirttest.NewHold(t, "blockcommit")
-	b := e.start(append(h.Env(), libvirtEnv...), "backup", "--json", "--domain", dom.Name)
+	b := e.startBG(append(h.Env(), libvirtEnv...), "backup", "--json", "--domain", dom.Name)
 	heldAtCommit(t, b, h)
 	overlay := dom.Source(t, "vda", true)
 

@@ -28,6 +28,7 @@ type restoreFlags struct {
 
 	imageTarget string
 	format      string
+	formatSet   bool // --format given: raw may then replace a qcow2 image
 	from        string
 	domain      bool
 	rename      string
@@ -37,10 +38,13 @@ type restoreFlags struct {
 func (a *app) restoreCommand() *cobra.Command {
 	var f restoreFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT --target DIR",
-		Short: "Restore a snapshot into a directory",
-		Long: `Restore puts every backed-up absolute path under the target directory:
-/etc/app/x.conf restores to DIR/etc/app/x.conf, and --target / restores in place.
+		Use:   "restore SNAPSHOT (--target DIR | --image-target PATH | --domain --disk-dir DIR)",
+		Short: "Restore a snapshot into a directory, an image file or device, or a libvirt domain",
+		Long: `Restore puts every backed-up absolute path of a directory snapshot under the
+target directory: /etc/app/x.conf restores to DIR/etc/app/x.conf, and --target /
+restores in place. Image snapshots restore with --image-target (a raw or qcow2 file,
+a block device, or a directory for several images), domain snapshots with --domain
+--disk-dir DIR; a snapshot restored with the options of another kind is refused.
 
 Modes:
   full          materialise the snapshot into an empty target (--force for a non-empty one)
@@ -53,14 +57,16 @@ Modes:
 		Example: `  dedupctl restore latest --target /srv/restore
   dedupctl restore 3f9a1c2e --target / --include /etc/cluster --force
   dedupctl restore latest --target /srv/standby --mode incremental --delete
-  dedupctl restore latest --target /srv/delta --mode differential --deleted-list /srv/delta.deleted`,
+  dedupctl restore latest --target /srv/delta --mode differential --deleted-list /srv/delta.deleted
+  dedupctl restore 7c1d0e4a --image-target /var/lib/libvirt/images/vm.qcow2 --mode incremental`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.formatSet = cmd.Flags().Changed("format")
 			return a.runRestore(cmd.Context(), args[0], f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.target, "target", "t", "", "directory to restore into (required)")
+	fl.StringVarP(&f.target, "target", "t", "", "directory snapshots: directory to restore into")
 	fl.StringArrayVarP(&f.include, "include", "i", nil, "restore only entries matching this pattern, with their contents (repeatable; '/etc/app', '/etc/*.conf', or a base-name pattern like '*.conf')")
 	fl.BoolVar(&f.force, "force", false, "full mode: restore into a non-empty target, replacing entries of the same name")
 	fl.BoolVar(&f.numericIDs, "numeric-ids", false, "restore owners by stored UID/GID instead of mapping user and group names")
@@ -70,7 +76,7 @@ Modes:
 	fl.StringVar(&f.since, "since", "", "differential mode: the base snapshot to compare with (default: the snapshot's base)")
 	fl.StringVar(&f.deletedList, "deleted-list", "", "differential mode: write the paths deleted since the base to this file, one per line")
 	fl.StringVar(&f.imageTarget, "image-target", "", "image snapshots: raw file or block device to restore to (a directory for several images)")
-	fl.StringVar(&f.format, "format", "raw", "image snapshots: raw, or qcow2 (full mode; converted with qemu-img)")
+	fl.StringVar(&f.format, "format", "raw", "image snapshots: raw or qcow2 (default: the format an existing --image-target holds, else raw; a qcow2 image is only overwritten as raw with --format raw)")
 	fl.StringVar(&f.from, "from", "", "image snapshots, incremental mode: a snapshot the target is known to hold; maps are compared instead of reading the target")
 	fl.BoolVar(&f.domain, "domain", false, "domain snapshots: restore the disks into --disk-dir and define the domain (left shut off)")
 	fl.StringVar(&f.rename, "rename", "", "domain snapshots: define the restored domain under this name, with new UUID and MAC addresses")
@@ -142,7 +148,7 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		if f.target != "" {
 			return errors.New("give --target for directory snapshots, or --image-target/--domain for image snapshots, not both")
 		}
-		return a.runImageRestore(ctx, name, imageRestoreFlags{target: f.imageTarget, format: f.format, mode: f.mode,
+		return a.runImageRestore(ctx, name, imageRestoreFlags{target: f.imageTarget, format: f.format, fmtSet: f.formatSet, mode: f.mode,
 			from: f.from, force: f.force, domain: f.domain, rename: f.rename, diskDir: f.diskDir})
 	}
 	if f.target == "" {
@@ -156,6 +162,9 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		return err
 	}
 	defer s.Close()
+	if err := restore.CheckKind(sn); err != nil {
+		return fmt.Errorf("%w: restore it with --image-target PATH (or --domain --disk-dir DIR for a domain)", err)
+	}
 	if err := checkIncludes(ctx, s, sn, f.include); err != nil {
 		return err
 	}
@@ -199,9 +208,26 @@ func (a *app) runRestore(ctx context.Context, name string, f restoreFlags) error
 		a.restoreSummary(sn, opts, target, f.deletedList, res, err)
 	}
 	if errors.Is(err, restore.ErrDamagedFiles) {
-		return fmt.Errorf("%d files could not be restored because their data is damaged (listed above); run `dedupctl verify --read-data`", len(res.Damaged))
+		return damagedError(res)
 	}
 	return err
+}
+
+// damagedError says how much a restore left out: single files, and whole
+// directories whose listing was lost with however much they held.
+func damagedError(res *restore.Result) error {
+	files, trees := res.DamageCounts()
+	what := fmt.Sprintf("%d files", files)
+	if trees > 0 {
+		what = fmt.Sprintf("%d directories with everything under them", trees)
+		if files > 0 {
+			what = fmt.Sprintf("%d files and %s", files, what)
+		}
+		if res.FilesMissing >= 0 {
+			what += fmt.Sprintf(" (%d of the snapshot's files in all)", res.FilesMissing)
+		}
+	}
+	return fmt.Errorf("%s could not be restored because their data is damaged (listed above); run `dedupctl verify --read-data`", what)
 }
 
 func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, deletedList string, res *restore.Result, err error) {
@@ -209,6 +235,10 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 		fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(w.Error()))
 	}
 	for _, d := range res.Damaged {
+		if d.Tree {
+			fmt.Fprintf(a.stderr, "damaged: %s (directory listing unreadable: nothing under it was restored): %s\n", d.Path, oneLine(d.Err.Error()))
+			continue
+		}
 		fmt.Fprintf(a.stderr, "damaged: %s: %s\n", d.Path, oneLine(d.Err.Error()))
 	}
 	if a.jsonOut {
@@ -217,7 +247,14 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 			"files_written": res.FilesWritten, "files_skipped": res.FilesSkipped,
 			"bytes_written": res.BytesWritten, "bytes_skipped": res.BytesSkipped,
 			"meta_updated": res.MetaUpdated, "deleted": res.Deleted,
-			"damaged": len(res.Damaged), "warnings": len(res.Warnings),
+			"damaged": len(res.Damaged), "warnings": len(res.Warnings), "files_linked": res.FilesLinked,
+			"temps_removed": res.TempsRemoved, "owners_not_set": res.OwnersNotSet,
+		}
+		if _, trees := res.DamageCounts(); trees > 0 {
+			sum["damaged_dirs"] = trees
+			if res.FilesMissing >= 0 {
+				sum["files_missing"] = res.FilesMissing
+			}
 		}
 		if opts.Base != nil {
 			sum["base"] = opts.Base.ID.String()
@@ -230,6 +267,12 @@ func (a *app) restoreSummary(sn *repo.Snapshot, opts restore.Options, target, de
 	}
 	if err != nil && !errors.Is(err, restore.ErrDamagedFiles) {
 		return
+	}
+	if res.TempsRemoved > 0 {
+		a.info("removed %d temporary files an interrupted restore left in the target", res.TempsRemoved)
+	}
+	if res.OwnersNotSet > 0 {
+		a.info("owners of %d entries not restored: this process may not give files to other users, so they belong to the restoring user (restore as root to keep owners)", res.OwnersNotSet)
 	}
 	a.info("%s restore of %s into %s: %d files written (%s), %d files skipped (%s)",
 		opts.Mode, sn.ID.Short(), target, res.FilesWritten, humanBytes(res.BytesWritten),

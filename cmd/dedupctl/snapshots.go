@@ -13,6 +13,7 @@ import (
 
 	"github.com/dedup-project/dedup/chunk"
 	"github.com/dedup-project/dedup/internal/fsmeta"
+	"github.com/dedup-project/dedup/internal/restore"
 	"github.com/dedup-project/dedup/repo"
 )
 
@@ -156,7 +157,11 @@ func (a *app) lsCommand() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 1, ' ', 0)
 			var list []map[string]any
 			found := prefix == "/"
+			budget := restore.NewTreeBudget(sn)
 			err = walkTree(ctx, s.repo, sn.Tree, "", func(p string, n *repo.Node) error {
+				if err := budget.Visit(n); err != nil {
+					return err
+				}
 				if p != prefix && !strings.HasPrefix(p, strings.TrimSuffix(prefix, "/")+"/") {
 					return nil
 				}

@@ -17,5 +17,8 @@
 //     and cleared when not zero.
 //
 // qcow2 output restores to a sparse raw file beside the target and
-// converts it with qemu-img.
+// converts it with qemu-img. An existing target keeps its format unless
+// one is asked for: an incremental restore into a qcow2 image goes through
+// imagetarget.Qcow2Updater, which applies the differing blocks with qemu
+// only after the whole restore succeeded.
 package imagerestore

@@ -71,6 +71,7 @@ type Result struct {
 	BytesWritten int64 `json:"bytes_written"` // chunk data written
 	BytesSkipped int64 `json:"bytes_skipped"` // chunk data already in place
 	BytesZeroed  int64 `json:"bytes_zeroed"`  // target data cleared where the snapshot has holes
+	TempsRemoved int64 `json:"temps_removed"` // scratch files of an interrupted restore removed
 }
 
 // Add accumulates another image's result.
@@ -80,6 +81,7 @@ func (r *Result) Add(o Result) {
 	r.BytesWritten += o.BytesWritten
 	r.BytesSkipped += o.BytesSkipped
 	r.BytesZeroed += o.BytesZeroed
+	r.TempsRemoved += o.TempsRemoved
 }
 
 // job is one piece of work on the target.

@@ -14,6 +14,7 @@ import (
 	"github.com/dedup-project/dedup/repo"
 	"github.com/dedup-project/dedup/repo/repotest"
 	"github.com/dedup-project/dedup/repo/store"
+	"github.com/dedup-project/dedup/repo/store/mem"
 )
 
 const block = 512 << 10
@@ -216,7 +217,17 @@ func TestDamagedChunkStopsRestore(t *testing.T) {
 	os.WriteFile(p, imagetest.RandomBytes(4*block, 6), 0o600)
 	r, st := repotest.New(t)
 	ref := image(t, r, backup(t, r, nil, p).Snapshot)
-	// The largest pack holds the data chunks; the image map stays intact.
+	damageData(t, st)
+	_, err := imagerestore.ToPath(context.Background(), r, ref, filepath.Join(dir, "out.raw"), imagerestore.PathOptions{})
+	if !errors.Is(err, repo.ErrDamaged) {
+		t.Fatalf("error %v, want damage", err)
+	}
+}
+
+// damageData corrupts the largest pack, which holds the data chunks; the
+// image map stays intact.
+func damageData(t testing.TB, st *mem.Store) {
+	t.Helper()
 	var biggest store.Info
 	st.List(context.Background(), "data/", func(fi store.Info) error {
 		if fi.Size > biggest.Size {
@@ -225,8 +236,4 @@ func TestDamagedChunkStopsRestore(t *testing.T) {
 		return nil
 	})
 	st.Corrupt(biggest.Name, 200)
-	_, err := imagerestore.ToPath(context.Background(), r, ref, filepath.Join(dir, "out.raw"), imagerestore.PathOptions{})
-	if !errors.Is(err, repo.ErrDamaged) {
-		t.Fatalf("error %v, want damage", err)
-	}
 }

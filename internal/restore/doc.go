@@ -19,12 +19,20 @@
 // differs. In-place writes are not atomic per file: a reader or a crash
 // mid-restore can see a mix of old and new chunks. Files that are
 // hardlinked in the target, not writable, or differ in every chunk are
-// rewritten whole through a temporary file instead.
+// rewritten whole through a temporary file instead. An inode with more
+// than one link is never modified at all, data or metadata (its other
+// names may lie outside the target): the link count is read from the open
+// descriptor, metadata of a kept file is applied through it, and a linked
+// entry whose data or metadata differs is replaced by a new one.
 //
 // A differential restore walks the differences between a base snapshot's
 // tree and the snapshot's (package diff, which skips identical subtrees
 // unread), restores added and modified entries whole, and hands the paths
 // removed since the base to a callback instead of deleting anything.
+//
+// Temporary files a killed restore left (dirtarget.IsTempName) are removed
+// from every directory a full --force or an incremental restore visits,
+// and counted in the result.
 //
 // Hardlinks are made after all files are in place, and directory metadata
 // is applied last, deepest first, so writing into a directory does not

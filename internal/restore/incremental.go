@@ -42,7 +42,7 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 		tree, err := rs.r.LoadTree(ctx, *treeID)
 		if err != nil {
 			if errors.Is(err, repo.ErrDamaged) || errors.Is(err, repo.ErrMissing) {
-				rs.damage(dir+"/", err)
+				rs.damageTree(dir, err)
 				return nil
 			}
 			return err
@@ -60,6 +60,9 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 	parent := &dirOnce{comps: comps, made: inc}
 	for i := range nodes {
 		n := &nodes[i]
+		if err := rs.budget.Visit(n); err != nil {
+			return err
+		}
 		p := dir + "/" + string(n.Name)
 		c := appendComp(comps, n.Name)
 		in := inc || rs.included(p)
@@ -81,9 +84,23 @@ func (rs *restorer) walkSync(ctx context.Context, treeID *chunk.ID, comps [][]by
 			return err
 		}
 	}
-	// What is left in the target is not in the snapshot. Only a directory
-	// restored as a whole is cleaned: with include patterns, entries of a
-	// partly restored directory are none of this restore's business.
+	// What is left in the target is not in the snapshot. Temporary files
+	// of a killed restore go in any case; other entries only with Delete,
+	// and only in a directory restored as a whole: with include patterns,
+	// entries of a partly restored directory are none of this restore's
+	// business.
+	for _, e := range entries {
+		if _, extra := have[string(e.Name)]; !extra || e.Meta.Type == fsmeta.Dir || !dirtarget.IsTempName(e.Name) {
+			continue
+		}
+		if err := rs.t.RemoveAll(ctx, appendComp(comps, e.Name)); err != nil {
+			return err
+		}
+		delete(have, string(e.Name))
+		rs.mu.Lock()
+		rs.res.TempsRemoved++
+		rs.mu.Unlock()
+	}
 	if !rs.opts.Delete || !(inc || len(rs.opts.Include) == 0) {
 		return nil
 	}
@@ -149,7 +166,13 @@ func (rs *restorer) syncEntry(ctx context.Context, n *repo.Node, te *dirtarget.E
 			return rs.restoreEntry(ctx, n, c, p)
 		}
 	}
-	return rs.updateMeta(ctx, c, te.Meta, m)
+	err := rs.updateMeta(ctx, c, te.Meta, m)
+	if errors.Is(err, dirtarget.ErrLinked) {
+		// A hardlinked symlink or device node: replace it, so the other
+		// names keep their metadata.
+		return rs.restoreEntry(ctx, n, c, p)
+	}
+	return err
 }
 
 // updateMeta applies m to an entry whose data is already right, if its
@@ -171,14 +194,20 @@ func (rs *restorer) updateMeta(ctx context.Context, c [][]byte, have, m fsmeta.M
 // cutting the target's data at the snapshot's chunk boundaries and hashing
 // each piece with the repository's chunk key, and writes only the chunks
 // whose hash differs, in place. A file that cannot be updated in place
-// (hardlinked in the target, not writable) or in which every chunk differs
-// is rewritten whole through a temporary file, which costs the same and
-// keeps the replacement atomic.
+// (hardlinked, not writable) or in which every chunk differs is rewritten
+// whole through a temporary file, which costs the same and keeps the
+// replacement atomic.
+//
+// An inode with more than one link is never modified, neither its data
+// nor its metadata: its other names may lie outside the target. The link
+// count is read from the open descriptor, and metadata is applied through
+// it, so a name swapped for a link meanwhile is not written through.
 func (rs *restorer) syncFile(ctx context.Context, sf *syncFile, sc *syncScratch) error {
 	m := sf.node.Meta
 	m.Size = sf.size
-	if rs.opts.TrustMtime && sf.have.Size == sf.size && sf.have.MtimeNs == m.MtimeNs {
-		return rs.skipped(ctx, sf, m)
+	trusted := rs.opts.TrustMtime && sf.have.Size == sf.size && sf.have.MtimeNs == m.MtimeNs
+	if trusted && !rs.t.MetaDiffers(sf.have, m) {
+		return rs.skipped(sf)
 	}
 	f, inPlace, err := rs.openExisting(ctx, sf)
 	if err != nil {
@@ -187,33 +216,66 @@ func (rs *restorer) syncFile(ctx context.Context, sf *syncFile, sc *syncScratch)
 	if f == nil {
 		return rs.rewrite(ctx, sf, m, sc)
 	}
-	differ, err := rs.compare(f, sf, sc)
-	if err != nil {
-		f.Close()
-		return err
+	if !trusted {
+		differ, err := rs.compare(f, sf, sc)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if len(differ) > 0 || sf.have.Size != sf.size {
+			if !inPlace || len(differ) == len(sf.locs) && len(differ) > 0 {
+				f.Close()
+				return rs.rewrite(ctx, sf, m, sc)
+			}
+			return rs.patchFile(ctx, f, sf, m, differ, sc)
+		}
 	}
-	if len(differ) == 0 && sf.have.Size == sf.size {
+	return rs.keep(ctx, f, sf, m, sc)
+}
+
+// keep finishes a file whose data is already right: its metadata is fixed
+// through f if it differs, or the file is replaced if f has other links.
+func (rs *restorer) keep(ctx context.Context, f *os.File, sf *syncFile, m fsmeta.Meta, sc *syncScratch) error {
+	if !rs.t.MetaDiffers(sf.have, m) {
 		f.Close()
-		return rs.skipped(ctx, sf, m)
+		return rs.skipped(sf)
 	}
-	if !inPlace || (len(differ) == len(sf.locs) && len(differ) > 0) {
-		f.Close()
+	err := rs.t.SetFileMeta(f, sf.comps, m)
+	f.Close()
+	if errors.Is(err, dirtarget.ErrLinked) {
 		return rs.rewrite(ctx, sf, m, sc)
 	}
+	if err := rs.metaResult(err); err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	rs.res.MetaUpdated++
+	rs.mu.Unlock()
+	return rs.skipped(sf)
+}
+
+// patchFile writes the differing chunks into f, an unshared file opened
+// for update, then its metadata through f.
+func (rs *restorer) patchFile(ctx context.Context, f *os.File, sf *syncFile, m fsmeta.Meta, differ []int, sc *syncScratch) error {
 	written, err := rs.patch(ctx, f, sf, differ, sc)
+	if err == nil {
+		err = rs.t.SetFileMeta(f, sf.comps, m)
+	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", sf.path, cerr)
 	}
-	if err != nil {
-		if errors.Is(err, repo.ErrDamaged) {
-			// The file now mixes old and new data: take it away rather
-			// than leave wrong bytes that look restored.
-			rs.damage(sf.path, err)
-			return rs.t.RemoveAll(ctx, sf.comps)
-		}
-		return err
+	if errors.Is(err, repo.ErrDamaged) {
+		// The file now mixes old and new data: take it away rather
+		// than leave wrong bytes that look restored.
+		rs.damage(sf.path, err)
+		return rs.t.RemoveAll(ctx, sf.comps)
 	}
-	if err := rs.metaResult(rs.t.SetMeta(ctx, sf.comps, m)); err != nil {
+	if errors.Is(err, dirtarget.ErrLinked) {
+		// Linked while it was being written: replace it rather than
+		// change the metadata of the other names too.
+		return rs.rewrite(ctx, sf, m, sc)
+	}
+	if err := rs.metaResult(err); err != nil {
 		return err
 	}
 	rs.mu.Lock()
@@ -227,16 +289,22 @@ func (rs *restorer) syncFile(ctx context.Context, sf *syncFile, sc *syncScratch)
 }
 
 // openExisting opens the target file for update when that is safe: only a
-// file with a single link may be written in place, or the write would show
-// through names outside this restore. Otherwise it is opened read-only to
-// be compared, and rewritten if it differs.
+// file whose open descriptor shows a single link may be written in place,
+// or the write would show through names outside this restore. Otherwise it
+// is opened read-only to be compared, and replaced if anything differs.
 func (rs *restorer) openExisting(ctx context.Context, sf *syncFile) (*os.File, bool, error) {
 	if sf.have.Nlink == 1 {
 		f, err := rs.t.OpenUpdate(ctx, sf.comps)
 		if err == nil {
-			return f, true, nil
-		}
-		if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ETXTBSY) {
+			err = dirtarget.CheckUnshared(f)
+			if err == nil {
+				return f, true, nil
+			}
+			f.Close()
+			if !errors.Is(err, dirtarget.ErrLinked) {
+				return nil, false, err
+			}
+		} else if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ETXTBSY) {
 			return nil, false, err
 		}
 	}
@@ -342,12 +410,8 @@ func (rs *restorer) rewrite(ctx context.Context, sf *syncFile, m fsmeta.Meta, sc
 	return rs.commit(ctx, fs)
 }
 
-// skipped records a file whose data is already right and fixes its
-// metadata if needed.
-func (rs *restorer) skipped(ctx context.Context, sf *syncFile, m fsmeta.Meta) error {
-	if err := rs.updateMeta(ctx, sf.comps, sf.have, m); err != nil {
-		return err
-	}
+// skipped records a file whose data and metadata are already right.
+func (rs *restorer) skipped(sf *syncFile) error {
 	rs.mu.Lock()
 	rs.res.FilesSkipped++
 	rs.res.BytesSkipped += sf.size

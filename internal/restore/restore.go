@@ -72,10 +72,13 @@ type Progress struct {
 	BytesTotal atomic.Int64
 }
 
-// Damage names a file that could not be restored because data is damaged.
+// Damage names a file that could not be restored because data is damaged,
+// or (Tree set) a directory whose listing could not be read: nothing under
+// it was restored, however much it held.
 type Damage struct {
 	Path string
 	Err  error
+	Tree bool
 }
 
 // Result summarises a restore.
@@ -90,14 +93,58 @@ type Result struct {
 	FilesSkipped int64    `json:"files_skipped"`
 	BytesWritten int64    `json:"bytes_written"`
 	BytesSkipped int64    `json:"bytes_skipped"`
-	MetaUpdated  int64    `json:"meta_updated"` // entries whose metadata alone was updated
-	Deleted      int64    `json:"deleted"`      // entries removed (incremental) or listed as deleted (differential)
+	MetaUpdated  int64    `json:"meta_updated"`   // entries whose metadata alone was updated
+	Deleted      int64    `json:"deleted"`        // entries removed (incremental) or listed as deleted (differential)
+	FilesLinked  int64    `json:"files_linked"`   // further names of hardlinked files
+	TempsRemoved int64    `json:"temps_removed"`  // temporary files of an interrupted restore removed
+	OwnersNotSet int64    `json:"owners_not_set"` // entries left owned by the restoring user: it may not change owners
 	Damaged      []Damage `json:"-"`
 	Warnings     []error  `json:"-"`
+	// FilesMissing is how many of the files the snapshot records were not
+	// restored, known when a whole directory was lost in a restore of the
+	// entire snapshot (its manifest counts the files); -1 otherwise.
+	FilesMissing int64 `json:"-"`
+}
+
+// DamageCounts returns how many files, and how many directories with all
+// they held, were left out as damaged.
+func (r *Result) DamageCounts() (files, trees int) {
+	for _, d := range r.Damaged {
+		if d.Tree {
+			trees++
+		} else {
+			files++
+		}
+	}
+	return files, trees
 }
 
 // ErrDamagedFiles is returned when some files were left out as damaged.
 var ErrDamagedFiles = errors.New("some files could not be restored because their data is damaged")
+
+// ErrWrongKind is returned for a snapshot that holds disk images: its
+// root tree names images, and restoring it as a directory would write
+// empty files named after them.
+var ErrWrongKind = errors.New("not a directory snapshot")
+
+// KindDir is the kind of directory snapshots (older manifests leave the
+// kind empty).
+const KindDir = "dir"
+
+// CheckKind refuses a snapshot that is not a directory snapshot.
+func CheckKind(sn *repo.Snapshot) error {
+	if sn.Kind == "" || sn.Kind == KindDir {
+		return nil
+	}
+	return fmt.Errorf("snapshot %s is a%s %s snapshot, %w", sn.ID.Short(), article(sn.Kind), sn.Kind, ErrWrongKind)
+}
+
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "n"
+	}
+	return ""
+}
 
 // ErrNotEmpty is returned by a full restore into a non-empty target.
 var ErrNotEmpty = errors.New("restore target is not empty (use --force, or --mode incremental to update it)")
@@ -129,11 +176,12 @@ type dirMeta struct {
 }
 
 type restorer struct {
-	r    Reader
-	t    *dirtarget.Target
-	opts Options
-	jobs chan job
-	prog *Progress
+	r      Reader
+	t      *dirtarget.Target
+	opts   Options
+	jobs   chan job
+	prog   *Progress
+	budget *TreeBudget
 
 	mu     sync.Mutex
 	res    Result
@@ -191,6 +239,9 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	if err := checkIncludes(opts.Include); err != nil {
 		return nil, err
 	}
+	if err := CheckKind(sn); err != nil {
+		return nil, err
+	}
 	switch opts.Mode {
 	case "":
 		opts.Mode = ModeFull
@@ -212,7 +263,7 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 		}
 	}
 	rs := &restorer{
-		r: r, t: t, opts: opts, prog: opts.Progress,
+		r: r, t: t, opts: opts, prog: opts.Progress, budget: NewTreeBudget(sn),
 		jobs: make(chan job, 4*opts.Workers), inodes: map[[2]uint64][][]byte{},
 		open:  map[*fileState]struct{}{},
 		slots: make(chan struct{}, maxOpenFiles),
@@ -244,7 +295,9 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 	for _, l := range rs.links {
 		if err := t.Link(ctx, l.comps, l.target); err != nil {
 			rs.warn(err)
+			continue
 		}
+		rs.res.FilesLinked++
 	}
 	for i := len(rs.dirs) - 1; i >= 0; i-- {
 		if err := t.SetMeta(ctx, rs.dirs[i].comps, rs.dirs[i].meta); err != nil {
@@ -254,10 +307,18 @@ func Run(ctx context.Context, r Reader, sn *repo.Snapshot, t *dirtarget.Target, 
 			rs.warn(err)
 		}
 	}
+	rs.res.OwnersNotSet = t.OwnersNotSet()
 	if err := t.SyncFS(); err != nil {
 		return &rs.res, fmt.Errorf("sync restored data: %w", err)
 	}
+	rs.res.FilesMissing = -1
 	if len(rs.res.Damaged) > 0 {
+		if _, trees := rs.res.DamageCounts(); trees > 0 && len(opts.Include) == 0 && opts.Mode != ModeDifferential {
+			sm := sn.Summary
+			recorded := sm.FilesNew + sm.FilesChanged + sm.FilesUnchanged
+			restored := rs.res.FilesWritten + rs.res.FilesSkipped + rs.res.FilesLinked
+			rs.res.FilesMissing = max(recorded-restored, 0)
+		}
 		return &rs.res, ErrDamagedFiles
 	}
 	return &rs.res, nil
@@ -353,16 +414,24 @@ func (rs *restorer) walk(ctx context.Context, treeID chunk.ID, comps [][]byte, d
 	tree, err := rs.r.LoadTree(ctx, treeID)
 	if err != nil {
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, repo.ErrMissing) {
-			rs.damage(dir+"/", err)
+			rs.damageTree(dir, err)
 			return nil
 		}
 		return err
+	}
+	if rs.opts.Force {
+		if err := rs.removeTemps(ctx, comps); err != nil {
+			return err
+		}
 	}
 	// An included directory was created by the caller; a directory walked
 	// only for what it may contain is created before its first entry.
 	parent := &dirOnce{comps: comps, made: inc}
 	for i := range tree.Nodes {
 		n := &tree.Nodes[i]
+		if err := rs.budget.Visit(n); err != nil {
+			return err
+		}
 		p := dir + "/" + string(n.Name)
 		c := appendComp(comps, n.Name)
 		in := inc || rs.included(p)
@@ -398,6 +467,12 @@ func (rs *restorer) exists(ctx context.Context, comps [][]byte) bool {
 
 func (rs *restorer) restoreEntry(ctx context.Context, n *repo.Node, c [][]byte, p string) error {
 	m := n.Meta
+	if n.Image != nil {
+		// A disk image inside a directory tree has no file content to
+		// write: restoring it would leave an empty file in its place.
+		rs.damage(p, fmt.Errorf("%w: a disk image node in a directory snapshot", repo.ErrDamaged))
+		return nil
+	}
 	switch m.Type {
 	case fsmeta.File:
 		if m.Nlink > 1 {
@@ -426,6 +501,25 @@ func (rs *restorer) metaResult(err error) error {
 	return err
 }
 
+// removeTemps removes what a killed restore left in the target directory
+// comps under temporary names: a restore that replaces the directory's
+// entries has no use for them, and nothing else would ever remove them.
+func (rs *restorer) removeTemps(ctx context.Context, comps [][]byte) error {
+	n, err := rs.t.RemoveTemps(ctx, comps)
+	rs.mu.Lock()
+	rs.res.TempsRemoved += int64(n)
+	rs.mu.Unlock()
+	return err
+}
+
+// damageTree reports the directory dir (the snapshot's root if empty)
+// whose listing could not be read.
+func (rs *restorer) damageTree(dir string, err error) {
+	rs.mu.Lock()
+	rs.res.Damaged = append(rs.res.Damaged, Damage{Path: dir + "/", Err: err, Tree: true})
+	rs.mu.Unlock()
+}
+
 func (rs *restorer) damage(p string, err error) {
 	rs.mu.Lock()
 	rs.res.Damaged = append(rs.res.Damaged, Damage{Path: p, Err: err})
@@ -433,7 +527,8 @@ func (rs *restorer) damage(p string, err error) {
 }
 
 // locate looks up where each chunk of n is and the file's size. A chunk
-// the index does not know is reported as damage and gives ok = false.
+// the index does not know, or knows as a tree, is reported as damage and
+// gives ok = false.
 func (rs *restorer) locate(ctx context.Context, n *repo.Node, p string) (locs []index.Location, size int64, ok bool, err error) {
 	locs = make([]index.Location, len(n.Content))
 	for i, id := range n.Content {
@@ -443,6 +538,10 @@ func (rs *restorer) locate(ctx context.Context, n *repo.Node, p string) (locs []
 		}
 		if !found {
 			rs.damage(p, &repo.BlobError{ID: id, Err: repo.ErrMissing})
+			return nil, 0, false, nil
+		}
+		if err := repo.CheckBlobType(id, loc, repo.BlobData); err != nil {
+			rs.damage(p, err)
 			return nil, 0, false, nil
 		}
 		locs[i] = loc

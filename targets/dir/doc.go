@@ -25,4 +25,10 @@
 // without privilege, filesystems without xattrs) and ownership changes a
 // non-root user may not make do not fail the entry: they come back as a
 // *MetaWarning after everything else was applied.
+//
+// Metadata of an existing entry belongs to its inode, shared by all its
+// hard links: SetMeta refuses an entry (other than a directory) with more
+// than one link, and SetFileMeta applies metadata through an open
+// descriptor after checking the link count on it (ErrLinked), so callers
+// replace such an entry instead of changing files outside the target.
 package dirtarget

@@ -1,6 +1,7 @@
 package dirtarget
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -17,11 +18,27 @@ import (
 
 // tempName returns a fresh name for an entry under construction. It starts
 // with a dot and ends in .tmp so leftovers of a killed restore are easy to
-// recognise (an incremental restore with delete removes them as extras).
+// recognise (IsTempName); the next full --force or incremental restore
+// removes them (RemoveTemps).
 func tempName() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
 	return ".dedup-" + hex.EncodeToString(b[:]) + ".tmp"
+}
+
+// IsTempName reports whether name is one tempName makes: a leftover of a
+// restore that was killed before renaming it into place.
+func IsTempName(name []byte) bool {
+	rest, ok := bytes.CutPrefix(name, []byte(".dedup-"))
+	if !ok {
+		return false
+	}
+	hexPart, ok := bytes.CutSuffix(rest, []byte(".tmp"))
+	if !ok || len(hexPart) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(string(hexPart))
+	return err == nil
 }
 
 // maxTempTries bounds retries on a temporary-name collision, which with 64
@@ -78,20 +95,48 @@ func (t *Target) CreateFile(ctx context.Context, comps [][]byte, size int64) (*F
 	return nil, fmt.Errorf("create %q: no free temporary name", disp)
 }
 
-// WriteAt writes p at off. A block of zeros is not written, so it stays a
-// hole in the file (Commit sets the final length).
+// holeBlock is the granularity at which zeros are left as holes: the
+// block size of common Linux filesystems (ext4, XFS, btrfs), so a file
+// restores with the allocation it had, whatever its chunk boundaries.
+const holeBlock = 4096
+
+// WriteAt writes p at off. Zeros are not written wherever they cover a
+// whole filesystem block (aligned to the file's offsets), nor at the edges
+// of p: the file is new, so what is not written reads as zeros, and whole
+// blocks of zeros stay holes (Commit sets the final length).
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("write %q: negative offset %d", f.disp, off)
 	}
-	if isZero(p) {
-		return len(p), nil
+	// Walk p in pieces that end on block boundaries of the file; write
+	// each run of pieces holding data with one call.
+	runStart := -1
+	flush := func(end int) error {
+		if runStart < 0 {
+			return nil
+		}
+		if _, err := f.f.WriteAt(p[runStart:end], off+int64(runStart)); err != nil {
+			return fail("write", f.disp, err)
+		}
+		runStart = -1
+		return nil
 	}
-	n, err := f.f.WriteAt(p, off)
-	if err != nil {
-		return n, fail("write", f.disp, err)
+	for i := 0; i < len(p); {
+		n := holeBlock - int((off+int64(i))%holeBlock)
+		n = min(n, len(p)-i)
+		if isZero(p[i : i+n]) {
+			if err := flush(i); err != nil {
+				return 0, err
+			}
+		} else if runStart < 0 {
+			runStart = i
+		}
+		i += n
 	}
-	return n, nil
+	if err := flush(len(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // StartWriteback asks the kernel to begin writing a written range to disk
@@ -173,4 +218,51 @@ func (f *File) Abort() error {
 		return fail("remove temporary file for", f.disp, err)
 	}
 	return cerr
+}
+
+// RemoveTemps removes the temporary entries (IsTempName) a killed restore
+// left in the directory comps and returns how many. A directory that does
+// not exist holds none.
+func (t *Target) RemoveTemps(ctx context.Context, comps [][]byte) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	dirfd, name, err := t.parent(comps)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, ErrNotDir) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(dirfd)
+	disp := t.display(comps)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || isNotDir(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fail("open directory", disp, err)
+	}
+	d := os.NewFile(uintptr(fd), disp)
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, fail("read directory", disp, err)
+	}
+	n := 0
+	for _, e := range names {
+		if !IsTempName([]byte(e)) {
+			continue
+		}
+		// Temporary entries are never directories; leave alone anything
+		// else that merely carries such a name.
+		if err := unix.Unlinkat(fd, e, 0); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EISDIR) {
+				continue
+			}
+			return n, fail("remove temporary entry in", disp, err)
+		}
+		n++
+	}
+	return n, nil
 }

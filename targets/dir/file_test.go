@@ -298,3 +298,25 @@ func BenchmarkRestoreSmallFiles(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteAtData measures WriteAt of a 1 MiB chunk of data, which is
+// scanned per 4 KiB block for zeros before one write.
+func BenchmarkWriteAtData(b *testing.B) {
+	tgt, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tgt.Close()
+	f, err := tgt.CreateFile(context.Background(), comps("f"), 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Abort()
+	data := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 1<<17)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := f.WriteAt(data, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

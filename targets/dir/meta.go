@@ -64,18 +64,39 @@ func (t *Target) owner(m fsmeta.Meta) (uid, gid int) {
 	return uid, gid
 }
 
+// chown gives an entry the owner m names through do, unless owners are
+// skipped. A refusal is a warning for a process that may change owners,
+// and only counted for one that may not.
+func (t *Target) chown(m fsmeta.Meta, do func(uid, gid int) error) (warn, err error) {
+	if t.opts.SkipOwner {
+		return nil, nil
+	}
+	uid, gid := t.owner(m)
+	err = do(uid, gid)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.Is(err, unix.EPERM):
+		return nil, err
+	case !t.mayChown:
+		t.ownersNotSet.Add(1)
+		return nil, nil
+	}
+	return fmt.Errorf("chown %d:%d: %w", uid, gid, err), nil
+}
+
 // applyMeta sets owner, xattrs, mode and times of name in dirfd, in that
 // order. It returns a hard error, a *MetaWarning, or nil.
 func (t *Target) applyMeta(dirfd int, name, disp string, m fsmeta.Meta) error {
 	var warns []error
-	if !t.opts.SkipOwner {
-		uid, gid := t.owner(m)
-		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if !errors.Is(err, unix.EPERM) {
-				return fail("chown", disp, err)
-			}
-			warns = append(warns, fmt.Errorf("chown %d:%d: %w", uid, gid, err))
-		}
+	warn, err := t.chown(m, func(uid, gid int) error {
+		return unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		return fail("chown", disp, err)
+	}
+	if warn != nil {
+		warns = append(warns, warn)
 	}
 	w, err := syncXattrs(procPath(dirfd, name), m.Xattrs)
 	if err != nil {
@@ -123,11 +144,33 @@ func chmodAt(dirfd int, name string, mode uint32) error {
 	return unix.Fchmodat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), mode, 0)
 }
 
-// syncXattrs makes the attributes of path (not followed) exactly want:
-// stale ones are removed (a new entry inherits a default ACL from its
-// parent), missing or different ones are set. Refusals become warnings.
+// xattrOps reads and writes one entry's extended attributes, by path or
+// through a descriptor.
+type xattrOps interface {
+	list() ([]fsmeta.Xattr, error)
+	set(name string, value []byte) error
+	remove(name string) error
+}
+
+// pathXattrs works on a path, never following its last component.
+type pathXattrs string
+
+func (p pathXattrs) list() ([]fsmeta.Xattr, error) { return fsmeta.ListXattrs(string(p)) }
+func (p pathXattrs) set(name string, value []byte) error {
+	return unix.Lsetxattr(string(p), name, value, 0)
+}
+func (p pathXattrs) remove(name string) error { return unix.Lremovexattr(string(p), name) }
+
+// syncXattrs makes the attributes of path (not followed) exactly want.
 func syncXattrs(path string, want []fsmeta.Xattr) ([]error, error) {
-	have, err := fsmeta.ListXattrs(path)
+	return syncXattrsWith(pathXattrs(path), want)
+}
+
+// syncXattrsWith makes the attributes of an entry exactly want: stale ones
+// are removed (a new entry inherits a default ACL from its parent), missing
+// or different ones are set. Refusals become warnings.
+func syncXattrsWith(x xattrOps, want []fsmeta.Xattr) ([]error, error) {
+	have, err := x.list()
 	if err != nil {
 		if refused(err) {
 			return []error{err}, nil
@@ -140,32 +183,32 @@ func syncXattrs(path string, want []fsmeta.Xattr) ([]error, error) {
 		wanted[x.Name] = x.Value
 	}
 	current := make(map[string][]byte, len(have))
-	for _, x := range have {
-		current[x.Name] = x.Value
-		if _, ok := wanted[x.Name]; ok {
+	for _, h := range have {
+		current[h.Name] = h.Value
+		if _, ok := wanted[h.Name]; ok {
 			continue
 		}
 		// Security labels are assigned by the host's policy on creation;
 		// an entry stored without one keeps the label it was given here.
-		if strings.HasPrefix(x.Name, "security.") {
+		if strings.HasPrefix(h.Name, "security.") {
 			continue
 		}
-		if err := unix.Lremovexattr(path, x.Name); err != nil && !errors.Is(err, unix.ENODATA) {
+		if err := x.remove(h.Name); err != nil && !errors.Is(err, unix.ENODATA) {
 			if !refused(err) {
-				return nil, fmt.Errorf("remove %s: %w", x.Name, err)
+				return nil, fmt.Errorf("remove %s: %w", h.Name, err)
 			}
-			warns = append(warns, fmt.Errorf("remove xattr %s: %w", x.Name, err))
+			warns = append(warns, fmt.Errorf("remove xattr %s: %w", h.Name, err))
 		}
 	}
-	for _, x := range want {
-		if v, ok := current[x.Name]; ok && bytes.Equal(v, x.Value) {
+	for _, w := range want {
+		if v, ok := current[w.Name]; ok && bytes.Equal(v, w.Value) {
 			continue
 		}
-		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
+		if err := x.set(w.Name, w.Value); err != nil {
 			if !refused(err) {
-				return nil, fmt.Errorf("set %s: %w", x.Name, err)
+				return nil, fmt.Errorf("set %s: %w", w.Name, err)
 			}
-			warns = append(warns, fmt.Errorf("set xattr %s: %w", x.Name, err))
+			warns = append(warns, fmt.Errorf("set xattr %s: %w", w.Name, err))
 		}
 	}
 	return warns, nil
@@ -173,7 +216,9 @@ func syncXattrs(path string, want []fsmeta.Xattr) ([]error, error) {
 
 // SetMeta applies m to the existing entry at comps (the root if empty). The
 // entry must have m's type. Directories get theirs after their contents,
-// because creating entries inside changes a directory's mtime.
+// because creating entries inside changes a directory's mtime. An entry
+// other than a directory with more than one link is refused with an error
+// wrapping ErrLinked: the caller replaces it instead.
 func (t *Target) SetMeta(ctx context.Context, comps [][]byte, m fsmeta.Meta) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -194,6 +239,12 @@ func (t *Target) SetMeta(ctx context.Context, comps [][]byte, m fsmeta.Meta) err
 	}
 	if typ != m.Type {
 		return fmt.Errorf("set metadata of %q: %w: is %s, snapshot has %s", disp, ErrTypeMismatch, typ, m.Type)
+	}
+	if typ != fsmeta.Dir && st.Nlink > 1 {
+		// Owner, mode, times and attributes belong to the inode: changing
+		// them here would change every other name of it, inside the
+		// target or not.
+		return fmt.Errorf("set metadata of %q: %w (%d links)", disp, ErrLinked, st.Nlink)
 	}
 	return t.applyMeta(dirfd, name, disp, m)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +33,10 @@ type Options struct {
 	// group names are mapped to this host's IDs when they exist here, and
 	// the stored numbers are used otherwise.
 	NumericIDs bool
-	// SkipOwner leaves ownership alone, for restores by non-root users.
+	// SkipOwner leaves ownership alone. Without it, a process that may not
+	// change owners (no CAP_CHOWN) still tries, as a user may give a file
+	// to one of its own groups, but a refusal is only counted
+	// (OwnersNotSet), not warned about per entry.
 	SkipOwner bool
 }
 
@@ -45,6 +49,11 @@ type Target struct {
 	rootFd int
 	opts   Options
 	names  fsmeta.NameCache
+	// mayChown says the process may give files away (CAP_CHOWN). Without
+	// it a refused chown is expected, counted in ownersNotSet rather than
+	// warned about entry by entry.
+	mayChown     bool
+	ownersNotSet atomic.Int64
 }
 
 // Open opens the restore target at root, creating it (mode 0700) if missing.
@@ -61,8 +70,23 @@ func Open(root string, opts Options) (*Target, error) {
 		r.Close()
 		return nil, fmt.Errorf("open restore target %s: %w", root, err)
 	}
-	return &Target{path: root, root: r, dir: dir, rootFd: int(dir.Fd()), opts: opts}, nil
+	return &Target{path: root, root: r, dir: dir, rootFd: int(dir.Fd()), opts: opts, mayChown: mayChown()}, nil
 }
+
+// mayChown reports whether this process holds CAP_CHOWN, which changing
+// a file's owner to another user needs.
+func mayChown() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.Geteuid() == 0
+	}
+	return data[0].Effective&(1<<unix.CAP_CHOWN) != 0
+}
+
+// OwnersNotSet is how many entries kept the restoring user as owner
+// because the process may not change owners (see Options.SkipOwner).
+func (t *Target) OwnersNotSet() int64 { return t.ownersNotSet.Load() }
 
 // Close releases the target's descriptors. Files still open through
 // CreateFile must be committed or aborted first.

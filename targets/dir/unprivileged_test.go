@@ -2,20 +2,18 @@ package dirtarget
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dedup-project/dedup/internal/asnobody"
 	"github.com/dedup-project/dedup/internal/testkit"
 )
 
-// A non-root restore cannot chown; without SkipOwner that must come back as
-// a warning on an otherwise restored file, and with SkipOwner not at all.
-// The case runs this test binary again as nobody.
+// A non-root restore cannot chown: without SkipOwner the refusal is
+// counted (one summary line for the whole restore), not a warning per
+// file, and the rest of the metadata is applied; with SkipOwner owners are
+// not even tried. The case runs this test binary again as nobody.
 func TestUnprivilegedRestore(t *testing.T) {
 	if os.Getuid() != 0 {
 		testkit.Skip(t, "needs root to switch to an unprivileged user")
@@ -44,10 +42,20 @@ func TestHelperUnprivilegedRestore(t *testing.T) {
 	defer tgt.Close()
 	f, err := tgt.CreateFile(ctx, comps("owned-by-root"), 0)
 	must(t, err)
-	err = f.Commit(ctx, m)
-	var w *MetaWarning
-	if !errors.As(err, &w) || !errors.Is(err, unix.EPERM) {
+	if err := f.Commit(ctx, m); err != nil {
 		t.Fatalf("commit as nobody: %v", err)
+	}
+	if n := tgt.OwnersNotSet(); n != 1 {
+		t.Fatalf("%d owners counted as not set, want 1", n)
+	}
+	// Giving a file to the user's own group is allowed, and done.
+	own := fileMeta(0o600)
+	own.UID, own.GID = 65534, 65534
+	f, err = tgt.CreateFile(ctx, comps("own"), 0)
+	must(t, err)
+	must(t, f.Commit(ctx, own))
+	if n := tgt.OwnersNotSet(); n != 1 {
+		t.Fatalf("a permitted chown counted as refused (%d)", n)
 	}
 	got, err := tgt.Lstat(ctx, comps("owned-by-root"))
 	must(t, err)
@@ -61,5 +69,8 @@ func TestHelperUnprivilegedRestore(t *testing.T) {
 	f, err = skip.CreateFile(ctx, comps("skip"), 0)
 	must(t, err)
 	must(t, f.Commit(ctx, m))
+	if n := skip.OwnersNotSet(); n != 0 {
+		t.Fatalf("SkipOwner counted %d refused owners", n)
+	}
 	t.Log("helper ok")
 }

@@ -30,7 +30,9 @@ func (t *Target) MetaDiffers(have, want fsmeta.Meta) bool {
 	if have.Type != want.Type {
 		return true
 	}
-	if !t.opts.SkipOwner {
+	// Without the right to change owners the owner cannot be made to
+	// match: comparing it would rewrite metadata on every run.
+	if !t.opts.SkipOwner && t.mayChown {
 		uid, gid := t.owner(want)
 		if int(have.UID) != uid || int(have.GID) != gid {
 			return true

@@ -86,14 +86,26 @@ func (w *Writer) Size() int64 { return w.size }
 func (w *Writer) IsDevice() bool { return w.device }
 
 func (w *Writer) checkRange(op string, off, length int64) error {
-	if off < 0 || length < 0 || off > w.size || length > w.size-off {
-		return fmt.Errorf("%s %s: range [%d, %d) outside the image of %d bytes", op, w.path, off, off+length, w.size)
+	return checkRange(op, w.path, off, length, w.size)
+}
+
+// checkRange refuses a range that is not inside an image of size bytes.
+func checkRange(op, path string, off, length, size int64) error {
+	if off < 0 || length < 0 || off > size || length > size-off {
+		return fmt.Errorf("%s %s: range [%d, %d) outside the image of %d bytes", op, path, off, off+length, size)
 	}
 	return nil
 }
 
+// holeBlock is the granularity at which zeros inside a block become holes
+// in a file: the block size of common Linux filesystems, so an image
+// restores with about the allocation it had, not a whole chunk for every
+// few bytes of data.
+const holeBlock = 4096
+
 // WriteBlock writes data at off. All-zero data is not written: the region
-// is made a hole instead, as ZeroBlock does.
+// is made a hole instead, as ZeroBlock does. On a file, so is every run of
+// whole 4 KiB blocks of zeros inside data.
 func (w *Writer) WriteBlock(off int64, data []byte) error {
 	if err := w.checkRange("write", off, int64(len(data))); err != nil {
 		return err
@@ -101,6 +113,38 @@ func (w *Writer) WriteBlock(off int64, data []byte) error {
 	if isZero(data) {
 		return w.ZeroBlock(off, int64(len(data)))
 	}
+	if w.device {
+		return w.writeAt(off, data)
+	}
+	// Runs of pieces ending on the file's block boundaries: data runs are
+	// written, zero runs punched.
+	start, zero := 0, false
+	for i := 0; i <= len(data); {
+		var n int
+		var z bool
+		if i < len(data) {
+			n = min(holeBlock-int((off+int64(i))%holeBlock), len(data)-i)
+			z = isZero(data[i : i+n])
+		}
+		if i == len(data) || (i > start && z != zero) {
+			var err error
+			if zero {
+				err = w.ZeroBlock(off+int64(start), int64(i-start))
+			} else {
+				err = w.writeAt(off+int64(start), data[start:i])
+			}
+			if err != nil || i == len(data) {
+				return err
+			}
+			start = i
+		}
+		zero = z
+		i += n
+	}
+	return nil
+}
+
+func (w *Writer) writeAt(off int64, data []byte) error {
 	if _, err := w.f.WriteAt(data, off); err != nil {
 		return fmt.Errorf("write %s at %d: %w", w.path, off, err)
 	}

@@ -239,3 +239,33 @@ func TestWriterBlockDevice(t *testing.T) {
 		t.Error("device content differs")
 	}
 }
+
+// Zeros inside a block of data become holes per 4 KiB on a file, over old
+// data too, so the image allocates what its data needs, not whole chunks.
+func TestWriterHolesInsideBlocks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(p, fill(4*block, 7), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := mustOpen(t, p, 4*block, false)
+	want := make([]byte, 4*block)
+	for i := range 4 {
+		data := make([]byte, block)
+		copy(data[100<<10+i*1000:], fill(5000, byte(i))) // straddles a 4 KiB boundary
+		copy(data[block-10:], fill(10, 9))               // at the very end
+		if err := w.WriteBlock(int64(i)*block, data); err != nil {
+			t.Fatal(err)
+		}
+		copy(want[i*block:], data)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
+		t.Fatal("image differs")
+	}
+	// Per block: two or three 4 KiB blocks of data and the last one.
+	if a := imagetest.Allocated(t, p); a > 4*4*4096+64<<10 {
+		t.Errorf("image allocates %d bytes for about %d of data", a, 4*(5000+10))
+	}
+}
