@@ -64,6 +64,15 @@
 // a process-wide soft limit (GOMEMLIMIT, set by the binary, not here) keeps
 // that peak near 130 MB instead of near 195 MB (BenchmarkLookup1M).
 //
+// Badger maps its write-ahead logs and tables into memory, so on a full
+// filesystem a write faults (SIGBUS) instead of failing. Open and every
+// write therefore need MinFreeSpace free and fail with ErrNoSpace
+// otherwise, and Close leaves a memtable unflushed (badger replays its log
+// on the next Open) rather than build a table that may not fit.
+//
+// Damage records ('x' and 'b' keys, see damage.go) make blobs of lost or
+// damaged pack copies stop counting as stored; they survive Reset.
+//
 // Only one process may open a cache directory at a time. Open returns an
 // error wrapping ErrLocked when another one holds it, so a caller running
 // beside another backup can fall back to a private temporary cache.
