@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +14,11 @@ import (
 func smallFS(t *testing.T, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
+		testkit.Skip(t, "mounting a tmpfs needs root")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
+		testkit.Skipf(t, "mount tmpfs: %v: %s", err, out)
 	}
 	// Lazily: a cache left unflushed keeps its files mapped.
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +153,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 // way out when there is no room anywhere; it never crashes.
 func TestFullCacheFilesystem(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
+		testkit.Skip(t, "mounting a tmpfs needs root")
 	}
 	e, src := backedUp(t, 1, 1<<20, 16)
 	full := filepath.Join(e.dir, "full")
@@ -160,7 +161,7 @@ func TestFullCacheFilesystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", full).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
+		testkit.Skipf(t, "mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", full).Run() })
 	// Fill it: the write stops at the first byte that does not fit.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,19 +306,19 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	t.Helper()
 	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
+		testkit.Skipf(t, "no pseudo-terminals: %v", err)
 	}
 	t.Cleanup(func() { ptm.Close() })
 	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlock pty: %v", err)
+		testkit.Skipf(t, "unlock pty: %v", err)
 	}
 	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
 	if err != nil {
-		t.Skipf("pty number: %v", err)
+		testkit.Skipf(t, "pty number: %v", err)
 	}
 	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("open pty: %v", err)
+		testkit.Skipf(t, "open pty: %v", err)
 	}
 	t.Cleanup(func() { pts.Close() })
 	return ptm, pts

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,7 +170,7 @@ func TestExponentialTreeEnds(t *testing.T) {
 // per file, and restores everything else.
 func TestUnprivilegedRestoreOneOwnerLine(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		testkit.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	e := newEnv(t)
 	os.Chmod(filepath.Dir(e.dir), 0o755)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,7 +211,7 @@ func TestBackupOneFileSystem(t *testing.T) {
 	mnt := filepath.Join(src, "mnt")
 	os.Mkdir(mnt, 0o755)
 	if out, err := exec.Command("mount", "-t", "tmpfs", "dedup-test", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+		testkit.Skipf(t, "cannot mount a tmpfs here: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	writeFile(t, filepath.Join(mnt, "other-fs"), []byte("o"))

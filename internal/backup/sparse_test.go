@@ -3,6 +3,7 @@ package backup_test
 import (
 	"bytes"
 	"context"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,7 +36,7 @@ func sparseFile(t *testing.T, path string, size int64, data map[int64][]byte) {
 		t.Fatal(err)
 	}
 	if st, ok := fi.Sys().(interface{ Blocks() int64 }); ok && st.Blocks()*512 >= size {
-		t.Skip("the file system does not keep holes")
+		testkit.Skip(t, "the file system does not keep holes")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/dedup-project/dedup/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,11 +39,11 @@ func Start(t *testing.T) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("real libvirt tests need %s (install libvirt-daemon-system, libvirt-clients, qemu-system-x86 and qemu-utils; .ci/deps does): %v", tool, err)
+			testkit.Skipf(t, "real libvirt tests need %s (install libvirt-daemon-system, libvirt-clients, qemu-system-x86 and qemu-utils; .ci/deps does): %v", tool, err)
 		}
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("real libvirt tests need root: they start libvirtd and define domains on qemu:///system")
+		testkit.Skip(t, "real libvirt tests need root: they start libvirtd and define domains on qemu:///system")
 	}
 	t.Parallel()
 	if exec.Command("virsh", "-c", URI, "version").Run() == nil {
@@ -133,7 +134,7 @@ func NewDomain(t testing.TB, opts Options) *Domain {
 			"<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>" +
 			"<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'/>"
 		if _, err := os.Stat("/usr/share/OVMF/OVMF_CODE_4M.fd"); err != nil {
-			t.Skipf("UEFI tests need the ovmf package: %v", err)
+			testkit.Skipf(t, "UEFI tests need the ovmf package: %v", err)
 		}
 	}
 	def := fmt.Sprintf(`<domain type='%s'>
