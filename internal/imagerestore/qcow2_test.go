@@ -82,6 +82,16 @@ func TestRestoreIntoQcow2(t *testing.T) {
 		}
 	}
 
+	// An image go-qcow2reader cannot read (zstd clusters) is read through
+	// qemu-img instead.
+	zstd := filepath.Join(dir, "zstd.qcow2")
+	imagetest.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", v1, zstd)
+	res := restore(t, r, ref2, zstd, imagerestore.PathOptions{Mode: imagerestore.ModeIncremental})
+	qemuSame(t, zstd, v2)
+	if res.BytesWritten != 2*block || res.BytesZeroed != block {
+		t.Errorf("incremental into a zstd qcow2 %+v", res)
+	}
+
 	// An overlay is updated; its backing image is left alone.
 	base := filepath.Join(dir, "base.qcow2")
 	imagetest.Run(t, "qemu-img", "convert", "-O", "qcow2", v1, base)

@@ -24,9 +24,11 @@ const qemuIOBatch = 128
 // incremental restore that must keep the target a qcow2 image (a domain
 // that declares type='qcow2' must still boot from it).
 //
-// Reads see the image as it was when opened (through go-qcow2reader,
-// backing chain included). Writes are staged: each block goes to a file in
-// a scratch directory beside the image, and Apply hands them to qemu-io,
+// Reads see the image as it was when opened, backing chain included:
+// through go-qcow2reader, or, for what that library cannot read (zstd
+// clusters, newer features), through a sparse raw copy qemu-img makes in
+// the scratch directory. Writes are staged: each block goes to a file in
+// the scratch directory beside the image, and Apply hands them to qemu-io,
 // which allocates clusters, updates refcounts and writes zero clusters as
 // qemu itself would. Nothing touches the image before Apply, so a restore
 // that fails midway leaves it as it was. It is not safe for concurrent use.
@@ -34,8 +36,8 @@ type Qcow2Updater struct {
 	path    string
 	size    int64 // the virtual size the image is brought to
 	oldSize int64
-	f       *os.File
-	img     *qcow2.Qcow2
+	rd      io.ReaderAt
+	closers []io.Closer // what rd reads through
 	scratch string
 	writes  []stagedWrite
 }
@@ -56,28 +58,52 @@ func OpenQcow2(ctx context.Context, path string, size int64) (*Qcow2Updater, err
 	if _, err := exec.LookPath("qemu-io"); err != nil {
 		return nil, fmt.Errorf("update qcow2 image %s: qemu-io (from the qemu-img package) is needed: %w", path, err)
 	}
-	f, err := os.Open(path)
+	scratch, err := os.MkdirTemp(filepath.Dir(path), scratchPrefix(path, "blocks"))
 	if err != nil {
-		return nil, fmt.Errorf("open qcow2 image: %w", err)
+		return nil, fmt.Errorf("update qcow2 image %s: scratch directory: %w", path, err)
+	}
+	u := &Qcow2Updater{path: absolute(path), size: size, scratch: scratch}
+	if err := u.openReader(ctx); err != nil {
+		u.Close()
+		return nil, fmt.Errorf("open qcow2 image %s: %w", path, err)
+	}
+	return u, nil
+}
+
+// openReader opens the image for reading with go-qcow2reader, falling back
+// to a raw copy made by qemu-img.
+func (u *Qcow2Updater) openReader(ctx context.Context) error {
+	f, err := os.Open(u.path)
+	if err != nil {
+		return err
 	}
 	img, err := qcow2.Open(f, qcow2reader.OpenWithType)
 	if err == nil {
 		err = img.Readable()
 	}
-	if err != nil {
-		if img != nil {
-			img.Close()
-		}
-		f.Close()
-		return nil, fmt.Errorf("open qcow2 image %s: %w", path, err)
+	if err == nil {
+		u.rd, u.oldSize, u.closers = img, img.Size(), []io.Closer{img, f}
+		return nil
 	}
-	scratch, err := os.MkdirTemp(filepath.Dir(path), scratchPrefix(path, "blocks"))
-	if err != nil {
+	if img != nil {
 		img.Close()
-		f.Close()
-		return nil, fmt.Errorf("update qcow2 image %s: scratch directory: %w", path, err)
 	}
-	return &Qcow2Updater{path: absolute(path), size: size, oldSize: img.Size(), f: f, img: img, scratch: scratch}, nil
+	f.Close()
+	raw := filepath.Join(u.scratch, "image.raw")
+	if qerr := qemu(ctx, "", "qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", u.path, raw); qerr != nil {
+		return fmt.Errorf("%v; reading it with qemu-img: %w", err, qerr)
+	}
+	rf, err := os.Open(raw)
+	if err != nil {
+		return err
+	}
+	st, err := rf.Stat()
+	if err != nil {
+		rf.Close()
+		return err
+	}
+	u.rd, u.oldSize, u.closers = rf, st.Size(), []io.Closer{rf}
+	return nil
 }
 
 // Size is the virtual size the image is brought to.
@@ -106,7 +132,7 @@ func (u *Qcow2Updater) ReadBlock(off int64, buf []byte) (int, error) {
 	clear(buf)
 	if off < u.oldSize {
 		part := buf[:min(int64(len(buf)), u.oldSize-off)]
-		if _, err := u.img.ReadAt(part, off); err != nil && !errors.Is(err, io.EOF) {
+		if _, err := u.rd.ReadAt(part, off); err != nil && !errors.Is(err, io.EOF) {
 			return 0, fmt.Errorf("read %s at %d: %w", u.path, off, err)
 		}
 	}
@@ -182,14 +208,10 @@ func (u *Qcow2Updater) Apply(ctx context.Context) error {
 }
 
 func (u *Qcow2Updater) closeReader() {
-	if u.img != nil {
-		u.img.Close()
-		u.img = nil
+	for _, c := range u.closers {
+		c.Close()
 	}
-	if u.f != nil {
-		u.f.Close()
-		u.f = nil
-	}
+	u.closers, u.rd = nil, nil
 }
 
 // Close drops whatever was not applied and removes the scratch directory.
