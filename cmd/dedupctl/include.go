@@ -16,7 +16,7 @@ func checkIncludes(ctx context.Context, s *session, sn *repo.Snapshot, patterns 
 	if len(patterns) == 0 {
 		return nil
 	}
-	missing, err := restore.UnmatchedIncludes(ctx, s.repo, sn.Tree, patterns)
+	missing, err := restore.UnmatchedIncludes(ctx, s.repo, sn, patterns)
 	if err != nil {
 		return err
 	}

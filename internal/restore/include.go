@@ -44,11 +44,13 @@ func matchInclude(pat, p string) bool {
 // restore that would write nothing for it. The walk stops once every
 // pattern has matched and skips subtrees no remaining pattern can reach.
 // When a tree it needs cannot be read it reports no pattern: the restore
-// then says what it could not read.
-func UnmatchedIncludes(ctx context.Context, r TreeLoader, root chunk.ID, patterns []string) ([]string, error) {
+// then says what it could not read. The walk stays within sn's tree
+// budget, like the restore's own.
+func UnmatchedIncludes(ctx context.Context, r TreeLoader, sn *repo.Snapshot, patterns []string) ([]string, error) {
 	if err := checkIncludes(patterns); err != nil {
 		return nil, err
 	}
+	budget := NewTreeBudget(sn)
 	left := append([]string(nil), patterns...)
 	unreadable := false
 	var walk func(id chunk.ID, dir string) error
@@ -64,6 +66,9 @@ func UnmatchedIncludes(ctx context.Context, r TreeLoader, root chunk.ID, pattern
 		}
 		for i := range tree.Nodes {
 			n := &tree.Nodes[i]
+			if err := budget.Visit(n); err != nil {
+				return err
+			}
 			p := dir + "/" + string(n.Name)
 			kept := left[:0]
 			for _, pat := range left {
@@ -87,7 +92,7 @@ func UnmatchedIncludes(ctx context.Context, r TreeLoader, root chunk.ID, pattern
 		}
 		return nil
 	}
-	if err := walk(root, ""); err != nil {
+	if err := walk(sn.Tree, ""); err != nil {
 		return nil, fmt.Errorf("look for the include patterns: %w", err)
 	}
 	if unreadable || len(left) == 0 {
