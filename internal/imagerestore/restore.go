@@ -1,7 +1,6 @@
 package imagerestore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -328,7 +327,7 @@ func (rs *restorer) do(ctx context.Context, j job, buf, have []byte) ([]byte, []
 		}
 		have = have[:n]
 		switch {
-		case j.hole && isZero(have):
+		case j.hole && chunk.IsZero(have):
 			return buf, have, nil
 		case !j.hole && int64(n) == j.length && rs.r.BlobID(have) == j.id:
 			rs.skipped.Add(j.length)
@@ -360,9 +359,4 @@ func (rs *restorer) do(ctx context.Context, j job, buf, have []byte) ([]byte, []
 	}
 	rs.written.Add(j.length)
 	return data, have, nil
-}
-
-// isZero reports whether b is all zero with one memcmp-speed comparison.
-func isZero(b []byte) bool {
-	return len(b) == 0 || b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
 }

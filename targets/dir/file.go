@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dedup-project/dedup/chunk"
 	"os"
 	"sync"
 
@@ -124,7 +124,7 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	for i := 0; i < len(p); {
 		n := holeBlock - int((off+int64(i))%holeBlock)
 		n = min(n, len(p)-i)
-		if isZero(p[i : i+n]) {
+		if chunk.IsZero(p[i : i+n]) {
 			if err := flush(i); err != nil {
 				return 0, err
 			}
@@ -144,23 +144,6 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 // Filesystems without the call simply skip it.
 func (f *File) StartWriteback(off, n int64) {
 	_ = unix.SyncFileRange(int(f.f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
-}
-
-// isZero reports whether p holds only zero bytes, eight bytes per load.
-func isZero(p []byte) bool {
-	for len(p) >= 32 {
-		if binary.NativeEndian.Uint64(p)|binary.NativeEndian.Uint64(p[8:])|
-			binary.NativeEndian.Uint64(p[16:])|binary.NativeEndian.Uint64(p[24:]) != 0 {
-			return false
-		}
-		p = p[32:]
-	}
-	for _, b := range p {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Commit sets the file's length and metadata and renames it over the final

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dedup-project/dedup/chunk"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,12 +244,12 @@ func TestNamesWithAnyBytes(t *testing.T) {
 func TestIsZero(t *testing.T) {
 	for n := range 100 {
 		p := make([]byte, n)
-		if !isZero(p) {
+		if !chunk.IsZero(p) {
 			t.Fatalf("zero slice of %d", n)
 		}
 		for i := range n {
 			p[i] = 1
-			if isZero(p) {
+			if chunk.IsZero(p) {
 				t.Fatalf("missed byte %d of %d", i, n)
 			}
 			p[i] = 0
@@ -262,7 +263,7 @@ func BenchmarkIsZero(b *testing.B) {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
-				if !isZero(p) {
+				if !chunk.IsZero(p) {
 					b.Fatal("not zero")
 				}
 			}

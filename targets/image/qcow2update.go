@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dedup-project/dedup/chunk"
 	"io"
 	"os"
 	"os/exec"
@@ -144,7 +145,7 @@ func (u *Qcow2Updater) WriteBlock(off int64, data []byte) error {
 	if err := u.checkRange("write", off, int64(len(data))); err != nil {
 		return err
 	}
-	if isZero(data) {
+	if chunk.IsZero(data) {
 		return u.ZeroBlock(off, int64(len(data)))
 	}
 	name := "b" + strconv.FormatInt(off, 10)

@@ -1,10 +1,10 @@
 package imagetarget
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dedup-project/dedup/chunk"
 	"io"
 	"os"
 
@@ -110,7 +110,7 @@ func (w *Writer) WriteBlock(off int64, data []byte) error {
 	if err := w.checkRange("write", off, int64(len(data))); err != nil {
 		return err
 	}
-	if isZero(data) {
+	if chunk.IsZero(data) {
 		return w.ZeroBlock(off, int64(len(data)))
 	}
 	if w.device {
@@ -124,7 +124,7 @@ func (w *Writer) WriteBlock(off int64, data []byte) error {
 		var z bool
 		if i < len(data) {
 			n = min(holeBlock-int((off+int64(i))%holeBlock), len(data)-i)
-			z = isZero(data[i : i+n])
+			z = chunk.IsZero(data[i : i+n])
 		}
 		if i == len(data) || (i > start && z != zero) {
 			var err error
@@ -225,10 +225,4 @@ func (w *Writer) Close() error {
 		return fmt.Errorf("close %s: %w", w.path, err)
 	}
 	return nil
-}
-
-// isZero reports whether b is all zero: the first byte is zero and every
-// byte equals its neighbour, checked with one memcmp-speed comparison.
-func isZero(b []byte) bool {
-	return len(b) == 0 || b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
 }

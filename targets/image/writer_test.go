@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dedup-project/dedup/chunk"
 	"io"
 	"io/fs"
 	"os"
@@ -97,8 +98,8 @@ func TestWriterZeroBlockAndRead(t *testing.T) {
 		if err != nil || n != block {
 			t.Fatalf("ReadBlock %d: %d, %v", i, n, err)
 		}
-		if isZero(buf) != wantZero {
-			t.Errorf("block %d: zero = %v, want %v", i, isZero(buf), wantZero)
+		if chunk.IsZero(buf) != wantZero {
+			t.Errorf("block %d: zero = %v, want %v", i, chunk.IsZero(buf), wantZero)
 		}
 	}
 	// The last read is clipped to the image; past the end is io.EOF.
