@@ -152,9 +152,14 @@ func (r *Repository) DeleteSnapshot(ctx context.Context, id chunk.ID) error {
 }
 
 // FindSnapshot resolves a name: a full ID, a unique prefix of at least 8 hex
-// digits, "latest", or "latest:SOURCE"; any of them followed by "~N" names
+// digits, "latest", or "latest:SOURCE" (or "latest:NAME" for a domain backed up
+// as HOST:domain:NAME); any of them followed by "~N" names
 // the N-th snapshot of the same source before that one.
 func FindSnapshot(sns []*Snapshot, name string) (*Snapshot, error) {
+	name, err := domainSnapshotName(sns, name)
+	if err != nil {
+		return nil, err
+	}
 	if base, n, ok := splitAncestor(name); ok {
 		return findAncestor(sns, base, n)
 	}

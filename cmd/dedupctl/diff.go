@@ -33,10 +33,6 @@ func (a *app) runDiff(ctx context.Context, name1, name2 string) error {
 		return err
 	}
 	defer s.Close()
-	name2, err = domainSnapshotName(sns, name2)
-	if err != nil {
-		return err
-	}
 	sn2, err := repo.FindSnapshot(sns, name2)
 	if err != nil {
 		return err

@@ -26,20 +26,6 @@ func (a *app) openSnapshot(ctx context.Context, name string) (*session, []*repo.
 		return nil, nil, nil, err
 	}
 	sns, sn, err := s.repo.ResolveSnapshot(ctx, name)
-	if err != nil && strings.HasPrefix(name, "latest:") {
-		// Users type latest:NAME for a domain whose source is
-		// HOST:domain:NAME; only a name that resolves to nothing as typed
-		// costs a second look at the manifests.
-		if all, _, lerr := s.repo.Snapshots(ctx); lerr == nil {
-			mapped, merr := domainSnapshotName(all, name)
-			switch {
-			case merr != nil:
-				err = merr
-			case mapped != name:
-				sns, sn, err = s.repo.ResolveSnapshot(ctx, mapped)
-			}
-		}
-	}
 	if err == nil {
 		return s, sns, sn, nil
 	}

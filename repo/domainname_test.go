@@ -1,14 +1,12 @@
-package main
+package repo
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/dedup-project/dedup/repo"
 )
 
 func TestDomainSnapshotName(t *testing.T) {
-	sns := []*repo.Snapshot{{Source: "hv1:domain:db01"}, {Source: "hv1:domain:web"}, {Source: "hv2:domain:web"}, {Source: "etc"}, {Source: "hv1:domain:etc"}}
+	sns := []*Snapshot{{Source: "hv1:domain:db01"}, {Source: "hv1:domain:web"}, {Source: "hv2:domain:web"}, {Source: "etc"}, {Source: "hv1:domain:etc"}}
 	for in, want := range map[string]string{
 		"latest:db01":            "latest:hv1:domain:db01",
 		"latest:db01~2":          "latest:hv1:domain:db01~2",
